@@ -1,0 +1,144 @@
+//! Building batches of JSON documents ([`DataFormat::Json`](crate::DataFormat::Json)).
+
+use std::sync::{Arc, OnceLock};
+
+use arrow_array::builder::LargeStringBuilder;
+use arrow_array::{Array, LargeStringArray, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+
+use crate::resource::JSON_COLUMN;
+use crate::{Error, Result};
+
+/// The schema of JSON document batches: one non-null `LargeUtf8` column [`JSON_COLUMN`].
+pub fn json_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![Field::new(
+                JSON_COLUMN,
+                DataType::LargeUtf8,
+                false,
+            )]))
+        })
+        .clone()
+}
+
+/// Accumulates JSON documents into batches of about `target_bytes` of text.
+#[derive(Debug)]
+pub struct JsonBatchBuilder {
+    builder: LargeStringBuilder,
+    rows: usize,
+    bytes: usize,
+    target_bytes: usize,
+    scratch: Vec<u8>,
+}
+
+impl Default for JsonBatchBuilder {
+    fn default() -> Self {
+        Self::new(4 << 20)
+    }
+}
+
+impl JsonBatchBuilder {
+    /// A builder whose batches hold about `target_bytes` of JSON text.
+    pub fn new(target_bytes: usize) -> Self {
+        Self {
+            builder: LargeStringBuilder::new(),
+            rows: 0,
+            bytes: 0,
+            target_bytes: target_bytes.max(1),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Adds one document.
+    pub fn push_value(&mut self, value: &serde_json::Value) -> Result<()> {
+        self.scratch.clear();
+        serde_json::to_writer(&mut self.scratch, value)?;
+        let text = std::str::from_utf8(&self.scratch)
+            .map_err(|e| Error::internal(format!("serde_json wrote invalid UTF-8: {e}")))?;
+        self.bytes += text.len();
+        self.builder.append_value(text);
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Adds JSON text as is: one or more whitespace-separated documents (e.g. JSON lines, or a
+    /// whole page that is an array of records). The host validates it while normalizing.
+    pub fn push_raw(&mut self, text: &str) {
+        self.bytes += text.len();
+        self.builder.append_value(text);
+        self.rows += 1;
+    }
+
+    /// Whether the batch reached its target size.
+    pub fn is_full(&self) -> bool {
+        self.bytes >= self.target_bytes
+    }
+
+    /// Whether nothing was added since the last batch.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Bytes of JSON text in the current batch.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Finishes the current batch (possibly empty) and starts a new one.
+    pub fn finish(&mut self) -> RecordBatch {
+        let array: LargeStringArray = self.builder.finish();
+        self.rows = 0;
+        self.bytes = 0;
+        // the schema matches the single non-null column by construction
+        RecordBatch::try_new(json_schema(), vec![Arc::new(array)])
+            .unwrap_or_else(|_| RecordBatch::new_empty(json_schema()))
+    }
+}
+
+/// Iterates over the JSON texts of a document batch.
+pub fn json_texts(batch: &RecordBatch) -> Result<impl Iterator<Item = &str>> {
+    let column = batch
+        .column_by_name(JSON_COLUMN)
+        .or_else(|| (batch.num_columns() == 1).then(|| batch.column(0)))
+        .ok_or_else(|| {
+            Error::data(format!(
+                "a JSON document batch must have one column `{JSON_COLUMN}`, got {:?}",
+                batch
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name())
+                    .collect::<Vec<_>>()
+            ))
+        })?;
+    let strings = column
+        .as_any()
+        .downcast_ref::<LargeStringArray>()
+        .ok_or_else(|| {
+            Error::data(format!(
+                "column `{JSON_COLUMN}` must be LargeUtf8, got {}",
+                column.data_type()
+            ))
+        })?;
+    Ok(strings.iter().flatten())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_and_reads_batches() {
+        let mut b = JsonBatchBuilder::new(10);
+        b.push_value(&serde_json::json!({"a": 1})).expect("push");
+        assert!(!b.is_full());
+        b.push_raw("{\"a\":2}\n{\"a\":3}");
+        assert!(b.is_full());
+        let batch = b.finish();
+        assert!(b.is_empty());
+        let texts: Vec<&str> = json_texts(&batch).expect("texts").collect();
+        assert_eq!(texts, vec!["{\"a\":1}", "{\"a\":2}\n{\"a\":3}"]);
+    }
+}

@@ -1,0 +1,3 @@
+fn main() {
+    sluice_plugin_build::emit_manifest_from("sluice-plugin.toml", "sluice_source_sample");
+}
