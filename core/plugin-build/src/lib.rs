@@ -2,10 +2,8 @@
 //! compiled library, so the registry and `sluice init` can read it without loading code.
 //!
 //! ```no_run
-//! // plugin/build.rs of a plugin whose cdylib is `libsluice_source_github.so`
-//! fn main() {
-//!     sluice_plugin_build::emit_manifest("sluice_source_github");
-//! }
+//! // in plugin/build.rs of a plugin whose cdylib is `libsluice_source_github.so`:
+//! sluice_plugin_build::emit_manifest("sluice_source_github");
 //! ```
 //!
 //! It reads `../sluice-plugin.toml` (the template next to the implementation crate), prepends

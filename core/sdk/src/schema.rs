@@ -400,58 +400,6 @@ impl Schema {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_a_dlt_table_and_keeps_unknown_keys() {
-        let doc = serde_json::json!({
-            "name": "items",
-            "columns": {
-                "id": {"name": "id", "data_type": "bigint", "nullable": false, "primary_key": true},
-                "payload": {"name": "payload", "data_type": "complex", "x-custom": 1}
-            },
-            "write_disposition": "merge",
-            "x-merge-strategy": "upsert",
-            "resource": "items"
-        });
-        let t: Table = serde_json::from_value(doc).expect("table");
-        assert_eq!(t.columns["payload"].data_type, Some(DataType::Json));
-        assert_eq!(t.merge_strategy(), Some(MergeStrategy::Upsert));
-        assert_eq!(t.columns_with_hint("primary_key"), vec!["id"]);
-        assert_eq!(t.columns["payload"].extra["x-custom"], 1);
-        let back = serde_json::to_value(&t).expect("json");
-        assert_eq!(back["x-merge-strategy"], "upsert");
-        assert_eq!(back["columns"]["payload"]["data_type"], "json");
-    }
-
-    #[test]
-    fn finds_table_chains() {
-        let mut s = Schema {
-            name: "s".into(),
-            ..Default::default()
-        };
-        for (n, p) in [
-            ("a", None),
-            ("a__b", Some("a")),
-            ("a__b__c", Some("a__b")),
-            ("x", None),
-        ] {
-            s.tables.insert(
-                n.into(),
-                Table {
-                    name: n.into(),
-                    parent: p.map(String::from),
-                    ..Default::default()
-                },
-            );
-        }
-        assert_eq!(s.table_chain("a"), vec!["a", "a__b", "a__b__c"]);
-        assert_eq!(s.root_of("a__b__c"), "a");
-    }
-}
-
 /// Name of dlt's schema version table.
 pub const VERSION_TABLE: &str = "_dlt_version";
 /// Name of dlt's completed loads table.
@@ -632,4 +580,56 @@ pub fn state_table() -> Table {
     );
     table.file_format = Some("preferred".into());
     table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_dlt_table_and_keeps_unknown_keys() {
+        let doc = serde_json::json!({
+            "name": "items",
+            "columns": {
+                "id": {"name": "id", "data_type": "bigint", "nullable": false, "primary_key": true},
+                "payload": {"name": "payload", "data_type": "complex", "x-custom": 1}
+            },
+            "write_disposition": "merge",
+            "x-merge-strategy": "upsert",
+            "resource": "items"
+        });
+        let t: Table = serde_json::from_value(doc).expect("table");
+        assert_eq!(t.columns["payload"].data_type, Some(DataType::Json));
+        assert_eq!(t.merge_strategy(), Some(MergeStrategy::Upsert));
+        assert_eq!(t.columns_with_hint("primary_key"), vec!["id"]);
+        assert_eq!(t.columns["payload"].extra["x-custom"], 1);
+        let back = serde_json::to_value(&t).expect("json");
+        assert_eq!(back["x-merge-strategy"], "upsert");
+        assert_eq!(back["columns"]["payload"]["data_type"], "json");
+    }
+
+    #[test]
+    fn finds_table_chains() {
+        let mut s = Schema {
+            name: "s".into(),
+            ..Default::default()
+        };
+        for (n, p) in [
+            ("a", None),
+            ("a__b", Some("a")),
+            ("a__b__c", Some("a__b")),
+            ("x", None),
+        ] {
+            s.tables.insert(
+                n.into(),
+                Table {
+                    name: n.into(),
+                    parent: p.map(String::from),
+                    ..Default::default()
+                },
+            );
+        }
+        assert_eq!(s.table_chain("a"), vec!["a", "a__b", "a__b__c"]);
+        assert_eq!(s.root_of("a__b__c"), "a");
+    }
 }
