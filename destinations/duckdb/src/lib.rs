@@ -1,8 +1,103 @@
-//! The DuckDB destination of sluice (issue #4 builds it out; today this crate only proves that
-//! the statically linked DuckDB library, with its parquet and json extensions, works).
+//! The DuckDB destination of sluice: tables created and evolved from the dlt schema, parquet
+//! load files read by DuckDB itself (`read_parquet`), every write disposition and merge strategy
+//! of dlt, and dlt's system tables, with each load package committed in one transaction.
+//!
+//! ```no_run
+//! use sluice_sdk::{Destination, DestinationClient};
+//! let dest = sluice_destination_duckdb::DuckDbDestination::new(Default::default());
+//! let mut client = dest.open_client(sluice_sdk::destination::ClientRequest {
+//!     dataset_name: "my_data".into(),
+//!     pipeline_name: "my_pipeline".into(),
+//!     ..Default::default()
+//! })?;
+//! client.initialize_storage()?;
+//! # Ok::<(), sluice_sdk::Error>(())
+//! ```
+
+mod client;
+pub mod config;
+pub mod sql;
+pub mod types;
+
+pub use client::DuckDbClient;
+/// The duckdb crate this destination links (for tests that inspect a database directly).
+pub use duckdb;
+pub use config::DuckDbConfig;
+
+use sluice_sdk::destination::ClientRequest;
+use sluice_sdk::schema::{MergeStrategy, ReplaceStrategy};
+use sluice_sdk::{Capabilities, Destination, DestinationClient, Error, Plugin, Result};
+
+/// The DuckDB destination.
+#[derive(Debug, Clone, Default)]
+pub struct DuckDbDestination {
+    config: DuckDbConfig,
+}
+
+impl DuckDbDestination {
+    /// A destination with `config`.
+    pub fn new(config: DuckDbConfig) -> Self {
+        Self { config }
+    }
+}
+
+impl Destination for DuckDbDestination {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            destination_type: "dlt.destinations.duckdb".into(),
+            preferred_loader_file_format: "parquet".into(),
+            supported_loader_file_formats: vec!["parquet".into(), "arrow".into()],
+            max_identifier_length: 65536,
+            max_column_identifier_length: 65536,
+            max_text_data_type_length: 1 << 30,
+            has_case_sensitive_identifiers: false,
+            supported_merge_strategies: vec![
+                MergeStrategy::DeleteInsert,
+                MergeStrategy::Upsert,
+                MergeStrategy::InsertOnly,
+                MergeStrategy::Scd2,
+            ],
+            supported_replace_strategies: vec![
+                ReplaceStrategy::TruncateAndInsert,
+                ReplaceStrategy::InsertFromStaging,
+            ],
+            supports_transactions: true,
+            timestamp_precision: 6,
+            decimal_precision: (38, 9),
+            wei_precision: (38, 0),
+            supports_query: true,
+            ..Capabilities::default()
+        }
+    }
+
+    fn open_client(&self, request: ClientRequest) -> Result<Box<dyn DestinationClient>> {
+        Ok(Box::new(DuckDbClient::open(&self.config, &request)?))
+    }
+}
+
+fn plugin() -> Plugin {
+    Plugin::new(include_str!("../sluice-plugin.toml"), env!("CARGO_PKG_VERSION")).destination(
+        |config, _secrets| {
+            let config: DuckDbConfig = serde_json::from_value(config)
+                .map_err(|e| Error::config(format!("invalid config of destination `duckdb`: {e}")))?;
+            if let Some(s) = config.replace_strategy.as_deref() {
+                if s != "truncate-and-insert" && s != "insert-from-staging" {
+                    return Err(Error::config(format!(
+                        "duckdb does not support the replace strategy `{s}`\nhint: use truncate-and-insert or insert-from-staging"
+                    )));
+                }
+            }
+            Ok(DuckDbDestination::new(config))
+        },
+    )
+}
+
+sluice_sdk::declare_plugin!(pub fn plugin_module = plugin);
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn the_linked_duckdb_has_parquet_and_json() {
         let dir = tempfile::tempdir().expect("tmp");
@@ -24,5 +119,16 @@ mod tests {
             )
             .expect("read parquet");
         assert_eq!((answer, a), (42, 1));
+    }
+
+    #[test]
+    fn passes_the_destination_conformance_kit() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let dest = DuckDbDestination::new(DuckDbConfig {
+            credentials: Some(dir.path().join("c.duckdb").display().to_string()),
+            ..Default::default()
+        });
+        let report = sluice_sdk::testing::check_destination(&dest, "conformance").expect("kit");
+        assert_eq!(report.rows_written, 3);
     }
 }

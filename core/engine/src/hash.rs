@@ -1,0 +1,199 @@
+//! dlt's deterministic hashes (spec b.3, d.2, h): row ids, key and row hashes, incremental
+//! dedup hashes and the schema version hash, plus orjson-compatible compact serialization.
+
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use base64::Engine;
+use serde_json::Value;
+use sha3::digest::{ExtendableOutput, Update, XofReader};
+use sha3::{Digest, Sha3_256, Shake128};
+
+use crate::json::{write_f64, write_str};
+
+/// Length in bytes of dlt's generated `_dlt_id`s (env `DLT_DLT_ID_LENGTH_BYTES` in dlt).
+pub const DLT_ID_LENGTH_BYTES: usize = 10;
+
+/// `b64(shake128(data, n))` without padding.
+pub fn shake128_b64(data: &[u8], n: usize) -> String {
+    let mut hasher = Shake128::default();
+    hasher.update(data);
+    let mut reader = hasher.finalize_xof();
+    let mut buf = [0u8; 64];
+    let n = n.min(buf.len());
+    reader.read(&mut buf[..n]);
+    STANDARD_NO_PAD.encode(&buf[..n])
+}
+
+/// The `_dlt_id` of a child row: `b64(shake128("{parent_id}_{table}_{idx}", 10))`.
+pub fn child_row_id(parent_row_id: &str, child_table: &str, list_idx: usize) -> String {
+    let mut s = String::with_capacity(parent_row_id.len() + child_table.len() + 8);
+    s.push_str(parent_row_id);
+    s.push('_');
+    s.push_str(child_table);
+    s.push('_');
+    s.push_str(itoa::Buffer::new().format(list_idx));
+    shake128_b64(s.as_bytes(), DLT_ID_LENGTH_BYTES)
+}
+
+/// A random `_dlt_id`: base64 of 10 random bytes (14 characters).
+pub fn random_row_id() -> String {
+    let bytes: [u8; DLT_ID_LENGTH_BYTES] = rand::random();
+    STANDARD_NO_PAD.encode(bytes)
+}
+
+/// The digest dlt uses for key hashes, scd2 row hashes: `b64(shake128(json, 10))` over the
+/// key-sorted compact JSON text.
+pub fn digest_row_json(sorted_json: &str) -> String {
+    shake128_b64(sorted_json.as_bytes(), DLT_ID_LENGTH_BYTES)
+}
+
+/// The incremental dedup hash: `b64(shake128(json, 9))` (12 characters).
+pub fn dedup_hash(sorted_json: &str) -> String {
+    shake128_b64(sorted_json.as_bytes(), 9)
+}
+
+/// Writes a serde_json value as orjson would with `OPT_SORT_KEYS`: compact, keys sorted,
+/// non-ASCII kept, floats shortest round-trip.
+pub fn write_sorted_value(value: &Value, out: &mut String) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                out.push_str(itoa::Buffer::new().format(i));
+            } else if let Some(u) = n.as_u64() {
+                out.push_str(itoa::Buffer::new().format(u));
+            } else if let Some(f) = n.as_f64() {
+                write_f64(f, out);
+            } else {
+                out.push_str(&n.to_string());
+            }
+        }
+        Value::String(s) => write_str(s, out),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_sorted_value(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_str(k, out);
+                out.push(':');
+                write_sorted_value(&map[k], out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// [`write_sorted_value`] into a new string.
+pub fn sorted_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_sorted_value(value, &mut out);
+    out
+}
+
+/// dlt's schema version hash (spec d.2): base64 (padded) SHA3-256 over the key-sorted compact
+/// JSON of the stored schema without `version`, `version_hash`, `imported_version_hash` and
+/// `previous_hashes`, followed by each table name (sorted) and its column names in order.
+pub fn schema_version_hash(stored: &Value) -> String {
+    let mut copy = match stored {
+        Value::Object(m) => m.clone(),
+        _ => serde_json::Map::new(),
+    };
+    for k in ["version", "version_hash", "imported_version_hash", "previous_hashes"] {
+        copy.remove(k);
+    }
+    let copy = Value::Object(copy);
+    let content = sorted_json(&copy);
+    let mut h = Sha3_256::new();
+    Digest::update(&mut h, content.as_bytes());
+    if let Some(Value::Object(tables)) = copy.get("tables") {
+        let mut names: Vec<&String> = tables.keys().collect();
+        names.sort();
+        for name in names {
+            Digest::update(&mut h, name.as_bytes());
+            if let Some(Value::Object(cols)) = tables[name].get("columns") {
+                for c in cols.keys() {
+                    Digest::update(&mut h, c.as_bytes());
+                }
+            }
+        }
+    }
+    STANDARD.encode(h.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn golden() -> Value {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/golden/hash_cases.json");
+        let path = std::env::var("GOLDEN_DIR")
+            .map(|d| format!("{d}/../hash_cases.json"))
+            .unwrap_or_else(|_| path.to_string());
+        serde_json::from_str(&std::fs::read_to_string(path).expect("hash_cases.json")).expect("json")
+    }
+
+    #[test]
+    fn golden_hash_cases() {
+        let g = golden();
+        assert_eq!(g["dlt_id_length_bytes"], DLT_ID_LENGTH_BYTES);
+        for case in g["orjson_dumps"].as_array().expect("cases") {
+            assert_eq!(sorted_json(&case["row"]), case["dumps_sorted"].as_str().expect("s"));
+        }
+        for case in g["row_hash"].as_array().expect("cases") {
+            // the scd2 row hash drops keys starting with _dlt
+            let mut row = case["row"].as_object().expect("row").clone();
+            row.retain(|k, _| !k.starts_with("_dlt"));
+            let got = digest_row_json(&sorted_json(&Value::Object(row)));
+            assert_eq!(got, case["hash"].as_str().expect("hash"), "{case}");
+        }
+        for case in g["key_hash"].as_array().expect("cases") {
+            let mut key = serde_json::Map::new();
+            for pk in case["primary_key"].as_array().expect("pk") {
+                let pk = pk.as_str().expect("pk");
+                key.insert(pk.to_string(), case["row"][pk].clone());
+            }
+            let got = digest_row_json(&sorted_json(&Value::Object(key)));
+            assert_eq!(got, case["hash"].as_str().expect("hash"), "{case}");
+        }
+        for case in g["nested_row_hash"].as_array().expect("cases") {
+            let got = child_row_id(
+                case["parent_row_id"].as_str().expect("p"),
+                case["nested_table"].as_str().expect("t"),
+                case["list_idx"].as_u64().expect("i") as usize,
+            );
+            assert_eq!(got, case["hash"].as_str().expect("hash"), "{case}");
+        }
+        for case in g["dedup_hash"].as_array().expect("cases") {
+            // datetimes arrive typed ({"$datetime": ...}); they hash as epoch microseconds
+            let value = &case["value"];
+            let text = match value.get("$datetime").and_then(Value::as_str) {
+                Some(ts) => {
+                    let micros = chrono::DateTime::parse_from_rfc3339(ts).expect("ts").timestamp_micros();
+                    micros.to_string()
+                }
+                None => sorted_json(value),
+            };
+            assert_eq!(dedup_hash(&text), case["hash"].as_str().expect("hash"), "{case}");
+        }
+    }
+
+    #[test]
+    fn random_ids_have_dlt_shape() {
+        let id = random_row_id();
+        assert_eq!(id.len(), 14);
+        assert_ne!(id, random_row_id());
+    }
+}

@@ -1,0 +1,1122 @@
+//! The relational normalizer: JSON documents into rows of relational tables, as dlt's
+//! `relational` normalizer and `JsonLItemsNormalizer` do (spec b and c.4), into Arrow column
+//! buffers that are flushed to a [`BatchSink`] as they fill.
+//!
+//! For each document (item) of a root table:
+//! 1. the item is flattened with dlt's LIFO stack (scalars first, nested dicts in reverse order),
+//!    dicts becoming `a__b` columns and lists becoming child tables, down to the table's nesting
+//!    budget (deeper values are `json` columns);
+//! 2. system columns are added in dlt's order (`_dlt_root_id`, `_dlt_load_id` or
+//!    `_dlt_parent_id`/`_dlt_list_idx`, `_dlt_id`), with dlt's row ids;
+//! 3. every value is fitted into its column: kept, coerced, or stored in a variant column; new
+//!    columns are inferred (detections, preferred types, default hints) and checked against the
+//!    schema contract;
+//! 4. child rows follow their parent, depth first.
+//!
+//! Key normalization and column lookups are cached per table in a trie of raw keys, so a steady
+//! stream of documents costs one hash lookup per key.
+
+pub mod arrow_input;
+pub mod buffer;
+mod contract;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use ahash::{AHashMap, AHashSet};
+use arrow_array::RecordBatch;
+use sluice_sdk::schema::{Column, DataType, Table};
+
+use crate::coerce::{coerce, ColumnHints};
+use crate::detect::autodetect;
+use crate::json::{self, Doc, Node, NodeRef, Parser};
+use crate::schema::{cols, Schema};
+use crate::types::{Coerced, Scalar};
+use crate::{hash, Error, Result};
+
+pub use buffer::{arrow_field_of, arrow_type_of, TableBuffer};
+pub use contract::{Contract, ContractMode};
+
+/// Where finished batches go (a load package writer, or memory in tests).
+pub trait BatchSink {
+    /// Takes a finished batch of rows of `table`.
+    fn write(&mut self, table: &str, batch: RecordBatch) -> Result<()>;
+}
+
+/// Collects batches in memory.
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    /// Batches per table, in order.
+    pub tables: BTreeMap<String, Vec<RecordBatch>>,
+}
+
+impl BatchSink for MemorySink {
+    fn write(&mut self, table: &str, batch: RecordBatch) -> Result<()> {
+        self.tables.entry(table.to_string()).or_default().push(batch);
+        Ok(())
+    }
+}
+
+/// Tuning of the normalizer.
+#[derive(Debug, Clone)]
+pub struct NormalizeOptions {
+    /// Rows per batch before it is flushed to the sink.
+    pub batch_rows: usize,
+    /// Bytes buffered per table before the batch is flushed.
+    pub batch_bytes: usize,
+}
+
+impl Default for NormalizeOptions {
+    fn default() -> Self {
+        Self {
+            batch_rows: 64 * 1024,
+            batch_bytes: 32 << 20,
+        }
+    }
+}
+
+/// What a normalize run produced.
+#[derive(Debug, Clone, Default)]
+pub struct NormalizeReport {
+    /// Rows per table.
+    pub rows: BTreeMap<String, u64>,
+    /// Columns that only received nulls (not created), per table.
+    pub null_only_columns: BTreeMap<String, Vec<String>>,
+    /// Items (documents) read.
+    pub items: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowIdType {
+    Random,
+    KeyHash,
+    RowHash,
+}
+
+struct TrieNode {
+    children: AHashMap<Box<str>, u32>,
+    /// normalized key path from the table's row (fragments)
+    frags: Vec<Box<str>>,
+    /// the column name of this path
+    name: Box<str>,
+    /// buffer column index, once the column exists and is complete
+    col: Option<usize>,
+    /// child table id, for lists under this path
+    list_table: Option<usize>,
+}
+
+struct TableCtx {
+    name: String,
+    /// ident path: fragments whose `shorten_fragments` is the table name
+    frags: Vec<Box<str>>,
+    buf: TableBuffer,
+    /// column name -> buffer index (complete columns)
+    col_index: AHashMap<String, usize>,
+    /// buffer index -> coercion hints
+    hints: Vec<ColumnHints>,
+    trie: Vec<TrieNode>,
+    is_root: bool,
+    row_id: RowIdType,
+    primary_key: Vec<String>,
+    propagate_root: bool,
+    rows_total: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sys {
+    RootId,
+    LoadId,
+    ParentId,
+    ListIdx,
+    DltId,
+}
+
+impl Sys {
+    fn name(self) -> &'static str {
+        match self {
+            Sys::RootId => cols::ROOT_ID,
+            Sys::LoadId => cols::LOAD_ID,
+            Sys::ParentId => cols::PARENT_ID,
+            Sys::ListIdx => cols::LIST_IDX,
+            Sys::DltId => cols::DLT_ID,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Key {
+    Node(u32),
+    Sys(Sys),
+    /// the synthetic keys of wrapped list elements
+    Value,
+    List,
+}
+
+#[derive(Clone)]
+enum Val<'d> {
+    Node(NodeRef<'d, 'd>),
+    Text(Rc<str>),
+    Int(i64),
+}
+
+enum Target {
+    Existing(usize),
+    New(String),
+}
+
+enum Wrap {
+    None,
+    Value,
+    List,
+}
+
+struct Task<'d> {
+    table: usize,
+    value: NodeRef<'d, 'd>,
+    wrap: Wrap,
+    lvl: i64,
+    parent_id: Option<Rc<str>>,
+    idx: usize,
+    root_id: Option<Rc<str>>,
+}
+
+/// The normalizer of one load package.
+pub struct Normalizer<'s, S: BatchSink> {
+    schema: &'s mut Schema,
+    sink: S,
+    options: NormalizeOptions,
+    load_id: Rc<str>,
+    tables: Vec<TableCtx>,
+    table_ids: AHashMap<String, usize>,
+    contracts: AHashMap<String, Contract>,
+    filtered_tables: AHashSet<String>,
+    filtered_columns: AHashMap<String, AHashMap<String, ContractMode>>,
+    null_only: BTreeMap<String, AHashSet<String>>,
+    items: u64,
+    // reused per row
+    entries: Vec<(Key, Val<'static>)>,
+    json_scratch: String,
+}
+
+fn scalar_of<'d>(node: &Node<'d>, doc: &'d Doc<'d>) -> Scalar<'d> {
+    match *node {
+        Node::Null => Scalar::Null,
+        Node::Bool(b) => Scalar::Bool(b),
+        Node::Int(i) => Scalar::Int(i),
+        Node::UInt(u) => Scalar::UInt(u),
+        Node::BigInt(t) => Scalar::BigInt(t),
+        Node::Float(f) => Scalar::Float(f),
+        Node::Str(s) => Scalar::Str(s),
+        Node::Decoded(..) => Scalar::Str(doc.str_of(node).unwrap_or("")),
+        // containers are serialized by the caller
+        Node::Object { .. } | Node::Array { .. } => Scalar::Null,
+    }
+}
+
+fn owned(c: Coerced<'_>) -> Coerced<'static> {
+    match c {
+        Coerced::Text(s) => Coerced::Text(Cow::Owned(s.into_owned())),
+        Coerced::Json(s) => Coerced::Json(Cow::Owned(s.into_owned())),
+        Coerced::Decimal(s) => Coerced::Decimal(Cow::Owned(s.into_owned())),
+        Coerced::Wei(s) => Coerced::Wei(Cow::Owned(s.into_owned())),
+        Coerced::Binary(b) => Coerced::Binary(Cow::Owned(b.into_owned())),
+        Coerced::Bigint(v) => Coerced::Bigint(v),
+        Coerced::Double(v) => Coerced::Double(v),
+        Coerced::Bool(v) => Coerced::Bool(v),
+        Coerced::Timestamp(v) => Coerced::Timestamp(v),
+        Coerced::Date(v) => Coerced::Date(v),
+        Coerced::Time(v) => Coerced::Time(v),
+    }
+}
+
+fn hints_of(c: &Column) -> ColumnHints {
+    ColumnHints {
+        precision: c.precision,
+        scale: c.scale,
+        timezone: c.timezone,
+    }
+}
+
+impl<'s, S: BatchSink> Normalizer<'s, S> {
+    /// A normalizer writing rows of package `load_id` to `sink`, evolving `schema`.
+    pub fn new(schema: &'s mut Schema, load_id: &str, sink: S, options: NormalizeOptions) -> Self {
+        Self {
+            schema,
+            sink,
+            options,
+            load_id: Rc::from(load_id),
+            tables: Vec::new(),
+            table_ids: AHashMap::new(),
+            contracts: AHashMap::new(),
+            filtered_tables: AHashSet::new(),
+            filtered_columns: AHashMap::new(),
+            null_only: BTreeMap::new(),
+            items: 0,
+            entries: Vec::new(),
+            json_scratch: String::new(),
+        }
+    }
+
+    /// The schema being evolved.
+    pub fn schema(&self) -> &Schema {
+        self.schema
+    }
+
+    /// Normalizes every JSON document in `text` (whitespace-separated; a top-level array stands
+    /// for its elements) into root table `table` (already normalized).
+    pub fn normalize_json_text(&mut self, table: &str, text: &str) -> Result<()> {
+        let mut parser = Parser::new(text);
+        let mut doc = Doc::new();
+        loop {
+            let more = parser.next_document(&mut doc).map_err(|e| {
+                Error::data(format!("invalid JSON in the data of table `{table}`: {e}"))
+            })?;
+            if !more {
+                return Ok(());
+            }
+            // SAFETY-free lifetime juggling: `doc` lives for this iteration only and every
+            // borrow of it ends before the next `next_document`.
+            let root = doc.root();
+            if root.is_array() {
+                for item in root.items() {
+                    self.normalize_item(table, item)?;
+                }
+            } else {
+                self.normalize_item(table, root)?;
+            }
+        }
+    }
+
+    fn table_id(&mut self, name: &str, frags: Vec<Box<str>>, parent: Option<usize>) -> usize {
+        if let Some(id) = self.table_ids.get(name) {
+            return *id;
+        }
+        let is_root = parent.is_none()
+            || self
+                .schema
+                .table(name)
+                .is_some_and(|t| t.parent.is_none());
+        let mut ctx = TableCtx {
+            name: name.to_string(),
+            frags,
+            buf: TableBuffer::new(name),
+            col_index: AHashMap::new(),
+            hints: Vec::new(),
+            trie: vec![TrieNode {
+                children: AHashMap::new(),
+                frags: Vec::new(),
+                name: Box::from(""),
+                col: None,
+                list_table: None,
+            }],
+            is_root,
+            row_id: RowIdType::Random,
+            primary_key: Vec::new(),
+            propagate_root: false,
+            rows_total: 0,
+        };
+        // complete columns already in the schema get buffers up front, in schema order
+        if let Some(t) = self.schema.table(name) {
+            for c in t.columns.values().filter(|c| c.is_complete()) {
+                let idx = ctx.buf.add_column(c);
+                ctx.col_index.insert(c.name.clone(), idx);
+                ctx.hints.push(hints_of(c));
+            }
+        }
+        self.refresh_table_settings(&mut ctx);
+        let id = self.tables.len();
+        self.tables.push(ctx);
+        self.table_ids.insert(name.to_string(), id);
+        id
+    }
+
+    fn refresh_table_settings(&self, ctx: &mut TableCtx) {
+        let schema = &*self.schema;
+        let root = schema.root_table_of(&ctx.name).to_string();
+        ctx.propagate_root = schema.propagates_root_id(&root);
+        if ctx.is_root {
+            let table = schema.table(&ctx.name);
+            let strategy = table.and_then(Table::merge_strategy);
+            let merge = schema.write_disposition_of(&ctx.name)
+                == sluice_sdk::schema::WriteDisposition::Merge;
+            ctx.row_id = match (merge, strategy) {
+                (true, Some(sluice_sdk::schema::MergeStrategy::Upsert))
+                | (true, Some(sluice_sdk::schema::MergeStrategy::InsertOnly)) => RowIdType::KeyHash,
+                (true, Some(sluice_sdk::schema::MergeStrategy::Scd2)) => {
+                    // the row version column is _dlt_id unless another column carries x-row-version
+                    let version_col = table.and_then(|t| {
+                        t.columns
+                            .values()
+                            .find(|c| c.hint("x-row-version"))
+                            .map(|c| c.name.clone())
+                    });
+                    match version_col.as_deref() {
+                        None | Some(cols::DLT_ID) => RowIdType::RowHash,
+                        Some(_) => RowIdType::Random,
+                    }
+                }
+                _ => RowIdType::Random,
+            };
+            ctx.primary_key = table
+                .map(|t| t.columns_with_hint("primary_key").into_iter().map(String::from).collect())
+                .unwrap_or_default();
+        }
+    }
+
+    /// Normalizes one item of root table `table`.
+    pub fn normalize_item(&mut self, table: &str, item: NodeRef<'_, '_>) -> Result<()> {
+        self.items += 1;
+        let root = self.table_id(table, vec![Box::from(table)], None);
+        if self.filtered_tables.contains(table) {
+            return Ok(());
+        }
+        // erase the doc lifetime: every borrow below ends before this function returns
+        // (the row entries buffer is cleared at the end of each row)
+        let item: NodeRef<'static, 'static> = unsafe_lifetime(item);
+        let max_nesting = self.schema.max_nesting(table) as i64;
+        let wrap = if item.is_object() { Wrap::None } else { Wrap::Value };
+        let mut stack: Vec<Task<'static>> = vec![Task {
+            table: root,
+            value: item,
+            wrap,
+            lvl: max_nesting,
+            parent_id: None,
+            idx: 0,
+            root_id: None,
+        }];
+        let result = (|| {
+            while let Some(task) = stack.pop() {
+                let children = self.process_row(task)?;
+                // children are processed in order: push in reverse
+                stack.extend(children.into_iter().rev());
+            }
+            Ok(())
+        })();
+        self.entries.clear();
+        result
+    }
+
+    /// Flattens, assigns ids, coerces and stores one row; returns the child row tasks.
+    fn process_row(&mut self, task: Task<'static>) -> Result<Vec<Task<'static>>> {
+        let tid = task.table;
+        let mut lists: Vec<(u32, NodeRef<'static, 'static>)> = Vec::new();
+        self.entries.clear();
+        match task.wrap {
+            Wrap::None => self.flatten(tid, task.value, task.lvl, &mut lists)?,
+            Wrap::Value => self.entries.push((Key::Value, Val::Node(task.value))),
+            Wrap::List => {
+                // {"list": [...]}: a list inside a list
+                let node = self.trie_child(tid, 0, "list");
+                let name = self.tables[tid].trie[node as usize].name.to_string();
+                if self.is_json_typed(tid, &name, task.lvl) {
+                    self.entries.push((Key::List, Val::Node(task.value)));
+                } else {
+                    lists.push((node, task.value));
+                }
+            }
+        }
+        // propagated root id
+        if let Some(root_id) = &task.root_id {
+            self.set_entry(tid, Sys::RootId, Val::Text(root_id.clone()));
+        }
+        let is_root = self.tables[tid].is_root;
+        if is_root {
+            let load_id = self.load_id.clone();
+            self.set_entry(tid, Sys::LoadId, Val::Text(load_id));
+        }
+        // row id: kept if the data has a non-empty _dlt_id
+        let existing_id = self.entries.iter().find_map(|(k, v)| match (k, v) {
+            (Key::Node(n), Val::Node(node)) if &*self.tables[tid].trie[*n as usize].name == cols::DLT_ID => {
+                node.as_str().filter(|s| !s.is_empty()).map(Rc::from)
+            }
+            _ => None,
+        });
+        let row_id: Rc<str> = match existing_id {
+            Some(id) => id,
+            None => {
+                let id: Rc<str> = if is_root {
+                    Rc::from(self.root_row_id(tid, task.value)?)
+                } else {
+                    let parent = task.parent_id.clone().unwrap_or_else(|| Rc::from(""));
+                    self.set_entry(tid, Sys::ParentId, Val::Text(parent.clone()));
+                    self.set_entry(tid, Sys::ListIdx, Val::Int(task.idx as i64));
+                    Rc::from(hash::child_row_id(&parent, &self.tables[tid].name, task.idx))
+                };
+                self.set_entry(tid, Sys::DltId, Val::Text(id.clone()));
+                id
+            }
+        };
+        if !self.store_row(tid)? {
+            return Ok(Vec::new());
+        }
+        // children
+        if lists.is_empty() {
+            return Ok(Vec::new());
+        }
+        let root_id = if is_root && self.tables[tid].propagate_root {
+            Some(row_id.clone())
+        } else {
+            task.root_id.clone()
+        };
+        let mut tasks = Vec::new();
+        for (node, list) in lists {
+            let child = self.list_table(tid, node);
+            if self.filtered_tables.contains(&self.tables[child].name) {
+                continue;
+            }
+            for (idx, item) in list.items().enumerate() {
+                let (wrap, lvl) = match item.node() {
+                    Node::Object { .. } => (Wrap::None, task.lvl - 1),
+                    Node::Array { .. } => (Wrap::List, task.lvl - 2),
+                    _ => (Wrap::Value, task.lvl - 1),
+                };
+                tasks.push(Task {
+                    table: child,
+                    value: item,
+                    wrap,
+                    lvl,
+                    parent_id: Some(row_id.clone()),
+                    idx,
+                    root_id: root_id.clone(),
+                });
+            }
+        }
+        Ok(tasks)
+    }
+
+    /// Sets a system column of the row like a dict assignment: an existing key keeps its
+    /// position and gets the new value.
+    fn set_entry(&mut self, tid: usize, sys: Sys, val: Val<'static>) {
+        let name = sys.name();
+        let pos = self
+            .entries
+            .iter()
+            .position(|(k, _)| matches!(k, Key::Node(n) if &*self.tables[tid].trie[*n as usize].name == name));
+        match pos {
+            Some(i) => self.entries[i].1 = val,
+            None => self.entries.push((Key::Sys(sys), val)),
+        }
+    }
+
+    fn root_row_id(&mut self, tid: usize, item: NodeRef<'static, 'static>) -> Result<String> {
+        Ok(match self.tables[tid].row_id {
+            RowIdType::Random => hash::random_row_id(),
+            RowIdType::RowHash => {
+                // over the original item, without _dlt keys, keys sorted
+                self.json_scratch.clear();
+                if item.is_object() {
+                    let mut entries: Vec<(&str, NodeRef<'_, '_>)> = item
+                        .entries()
+                        .filter(|(k, _)| !k.starts_with(cols::DLT_PREFIX))
+                        .collect();
+                    entries.sort_by(|a, b| a.0.cmp(b.0));
+                    self.json_scratch.push('{');
+                    for (i, (k, v)) in entries.into_iter().enumerate() {
+                        if i > 0 {
+                            self.json_scratch.push(',');
+                        }
+                        json::write_str(k, &mut self.json_scratch);
+                        self.json_scratch.push(':');
+                        json::write_sorted(v, &mut self.json_scratch);
+                    }
+                    self.json_scratch.push('}');
+                } else {
+                    self.json_scratch.push_str("{\"value\":");
+                    json::write_sorted(item, &mut self.json_scratch);
+                    self.json_scratch.push('}');
+                }
+                hash::digest_row_json(&self.json_scratch)
+            }
+            RowIdType::KeyHash => {
+                let pk = self.tables[tid].primary_key.clone();
+                if pk.is_empty() {
+                    return Err(Error::schema(format!(
+                        "table `{}` uses the upsert merge strategy but has no primary key\nhint: set `primary_key` on the resource",
+                        self.tables[tid].name
+                    )));
+                }
+                let mut values: Vec<(&str, String)> = Vec::with_capacity(pk.len());
+                for col in &pk {
+                    let v = self.entries.iter().find_map(|(k, v)| {
+                        (self.key_name(tid, *k) == col.as_str()).then(|| v.clone())
+                    });
+                    let Some(v) = v else {
+                        return Err(Error::data(format!(
+                            "a row of table `{}` has no value for primary key column `{col}`, which the upsert strategy needs",
+                            self.tables[tid].name
+                        )));
+                    };
+                    let mut s = String::new();
+                    match v {
+                        Val::Node(n) => json::write_sorted(n, &mut s),
+                        Val::Text(t) => json::write_str(&t, &mut s),
+                        Val::Int(i) => s.push_str(&i.to_string()),
+                    }
+                    values.push((col.as_str(), s));
+                }
+                values.sort_by(|a, b| a.0.cmp(b.0));
+                let mut text = String::from("{");
+                for (i, (k, v)) in values.iter().enumerate() {
+                    if i > 0 {
+                        text.push(',');
+                    }
+                    json::write_str(k, &mut text);
+                    text.push(':');
+                    text.push_str(v);
+                }
+                text.push('}');
+                hash::digest_row_json(&text)
+            }
+        })
+    }
+
+    fn key_name(&self, tid: usize, key: Key) -> &str {
+        match key {
+            Key::Node(n) => &self.tables[tid].trie[n as usize].name,
+            Key::Sys(s) => s.name(),
+            Key::Value => "value",
+            Key::List => "list",
+        }
+    }
+
+    /// The trie child of `parent` for raw key `key` (created on first sight).
+    fn trie_child(&mut self, tid: usize, parent: u32, key: &str) -> u32 {
+        if let Some(&id) = self.tables[tid].trie[parent as usize].children.get(key) {
+            return id;
+        }
+        let naming = self.schema.naming();
+        let nk: Box<str> = if key.trim().is_empty() {
+            Box::from("_empty")
+        } else {
+            Box::from(naming.normalize_path(key))
+        };
+        let ctx = &self.tables[tid];
+        let mut frags = ctx.trie[parent as usize].frags.clone();
+        frags.push(nk.clone());
+        let name: Box<str> = if frags.len() == 1 {
+            nk
+        } else {
+            let parts: Vec<&str> = frags.iter().map(|f| &**f).collect();
+            Box::from(naming.shorten_fragments(&parts))
+        };
+        let col = ctx.col_index.get(&*name).copied();
+        let ctx = &mut self.tables[tid];
+        let id = ctx.trie.len() as u32;
+        ctx.trie.push(TrieNode {
+            children: AHashMap::new(),
+            frags,
+            name,
+            col,
+            list_table: None,
+        });
+        ctx.trie[parent as usize].children.insert(Box::from(key), id);
+        id
+    }
+
+    /// The child table for the list at trie node `node` of table `tid`.
+    fn list_table(&mut self, tid: usize, node: u32) -> usize {
+        if let Some(t) = self.tables[tid].trie[node as usize].list_table {
+            return t;
+        }
+        let mut frags = self.tables[tid].frags.clone();
+        frags.extend(self.tables[tid].trie[node as usize].frags.iter().cloned());
+        let parts: Vec<&str> = frags.iter().map(|f| &**f).collect();
+        let name = self.schema.naming().shorten_fragments(&parts);
+        let child = self.table_id(&name, frags, Some(tid));
+        self.tables[tid].trie[node as usize].list_table = Some(child);
+        child
+    }
+
+    /// dlt's "json-typed" check for a nested value at column name `name` and level `lvl`.
+    fn is_json_typed(&self, tid: usize, name: &str, lvl: i64) -> bool {
+        if lvl <= 0 {
+            return true;
+        }
+        let table = &self.tables[tid];
+        if let Some(&idx) = table.col_index.get(name) {
+            return table.buf.columns[idx].data_type() == DataType::Json;
+        }
+        let declared = self
+            .schema
+            .table(&table.name)
+            .and_then(|t| t.columns.get(name))
+            .and_then(|c| c.data_type);
+        match declared {
+            Some(t) => t == DataType::Json,
+            None => self.schema.preferred_type(name) == Some(DataType::Json),
+        }
+    }
+
+    /// dlt's LIFO flattening of a dict row into `self.entries` and `lists`.
+    fn flatten(
+        &mut self,
+        tid: usize,
+        row: NodeRef<'static, 'static>,
+        lvl: i64,
+        lists: &mut Vec<(u32, NodeRef<'static, 'static>)>,
+    ) -> Result<()> {
+        let mut stack: Vec<(NodeRef<'static, 'static>, i64, u32)> = vec![(row, lvl, 0)];
+        while let Some((obj, lvl, parent)) = stack.pop() {
+            for (k, v) in obj.entries() {
+                let node = self.trie_child(tid, parent, k);
+                match v.node() {
+                    Node::Object { .. } => {
+                        let name = self.tables[tid].trie[node as usize].name.clone();
+                        if !self.is_json_typed(tid, &name, lvl) {
+                            stack.push((v, lvl - 1, node));
+                            continue;
+                        }
+                    }
+                    Node::Array { .. } => {
+                        let name = self.tables[tid].trie[node as usize].name.clone();
+                        if !self.is_json_typed(tid, &name, lvl) {
+                            lists.push((node, v));
+                            continue;
+                        }
+                    }
+                    _ => {}
+                }
+                self.entries.push((Key::Node(node), Val::Node(v)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Fits the row in `self.entries` into table `tid` and appends it. Returns false when the
+    /// row was discarded by a contract.
+    fn store_row(&mut self, tid: usize) -> Result<bool> {
+        let entries = std::mem::take(&mut self.entries);
+        let result = self.store_entries(tid, &entries);
+        self.entries = entries;
+        result
+    }
+
+    fn store_entries<'e>(&mut self, tid: usize, entries: &'e [(Key, Val<'static>)]) -> Result<bool> {
+        let table_name = self.tables[tid].name.clone();
+        // columns filtered by earlier contract decisions
+        if let Some(filters) = self.filtered_columns.get(&table_name) {
+            for (k, v) in entries {
+                if matches!(v, Val::Node(n) if n.is_null()) {
+                    continue;
+                }
+                if let Some(ContractMode::DiscardRow) = filters.get(self.key_name(tid, *k)) {
+                    return Ok(false);
+                }
+            }
+        }
+        let mut values: Vec<(Target, Coerced<'e>)> = Vec::with_capacity(entries.len());
+        let mut new_columns: Vec<Column> = Vec::new();
+        for (key, val) in entries {
+            let name = self.key_name(tid, *key).to_string();
+            if let Some(filters) = self.filtered_columns.get(&table_name) {
+                if filters.contains_key(&name) {
+                    continue; // discard_value
+                }
+            }
+            // the value as a scalar
+            let json_text;
+            let scalar: Scalar<'_> = match val {
+                Val::Text(t) => Scalar::Str(t),
+                Val::Int(i) => Scalar::Int(*i),
+                Val::Node(n) => match n.node() {
+                    Node::Object { .. } | Node::Array { .. } => {
+                        let mut s = String::new();
+                        json::write_compact(*n, &mut s);
+                        json_text = s;
+                        Scalar::Json(&json_text)
+                    }
+                    other => scalar_of(&other, n.doc()),
+                },
+            };
+            let is_json = matches!(scalar, Scalar::Json(_));
+            if matches!(scalar, Scalar::Null) {
+                self.coerce_null(tid, &name)?;
+                continue;
+            }
+            // fast path: a complete column of a matching or coercible type
+            let cached = match key {
+                Key::Node(n) => self.tables[tid].trie[*n as usize].col,
+                _ => None,
+            };
+            let idx = cached.or_else(|| self.tables[tid].col_index.get(&name).copied());
+            if let (Some(idx), Key::Node(n)) = (idx, key) {
+                self.tables[tid].trie[*n as usize].col = Some(idx);
+            }
+            if let Some(idx) = idx {
+                let col_type = self.tables[tid].buf.columns[idx].data_type();
+                let hints = self.tables[tid].hints[idx];
+                if let Ok(c) = coerce(col_type, &scalar, hints) {
+                    let c: Coerced<'e> = if is_json { owned(c) } else { relife(c) };
+                    values.push((Target::Existing(idx), c));
+                    continue;
+                }
+            }
+            // slow path: new column, incomplete column or variant
+            let (col_name, new_def, value) = self.coerce_non_null(tid, &name, &scalar, false)?;
+            let target = match self.tables[tid].col_index.get(&col_name) {
+                Some(&i) => Target::Existing(i),
+                None => Target::New(col_name.clone()),
+            };
+            if let Some(def) = new_def {
+                if !new_columns.iter().any(|c| c.name == def.name) {
+                    new_columns.push(def);
+                }
+            }
+            values.push((target, value));
+        }
+        if !new_columns.is_empty() {
+            let Some(kept) = self.apply_contract(tid, new_columns, &mut values)? else {
+                return Ok(false);
+            };
+            self.add_columns(tid, kept)?;
+        }
+        // append
+        let ctx = &mut self.tables[tid];
+        let row = ctx.buf.rows;
+        for (target, value) in &values {
+            let idx = match target {
+                Target::Existing(i) => *i,
+                Target::New(name) => match ctx.col_index.get(name) {
+                    Some(i) => *i,
+                    None => continue, // discarded by a contract
+                },
+            };
+            ctx.buf.columns[idx].append(row, value)?;
+        }
+        ctx.buf.rows += 1;
+        ctx.rows_total += 1;
+        if ctx.buf.rows >= self.options.batch_rows || ctx.buf.bytes() >= self.options.batch_bytes {
+            self.flush_table(tid)?;
+        }
+        Ok(true)
+    }
+
+    fn coerce_null(&mut self, tid: usize, name: &str) -> Result<()> {
+        let table = &self.tables[tid].name;
+        let existing = self.schema.table(table).and_then(|t| t.columns.get(name));
+        match existing {
+            Some(c) if c.is_complete() => {
+                if !c.is_nullable() {
+                    return Err(Error::schema(format!(
+                        "in schema `{}`, column `{name}` of table `{table}` is NOT NULL but a row has no value for it\nhint: send a value, or make the column nullable (columns={{\"{name}\": {{\"nullable\": true}}}})",
+                        self.schema.name()
+                    )));
+                }
+            }
+            other => {
+                if other.is_none() && self.schema.infer_hint("not_null", name) {
+                    return Err(Error::schema(format!(
+                        "in schema `{}`, column `{name}` of table `{table}` must not be null",
+                        self.schema.name()
+                    )));
+                }
+                self.null_only
+                    .entry(table.clone())
+                    .or_default()
+                    .insert(name.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// dlt's `_coerce_non_null_value`: the column name the value goes to, the new column
+    /// definition (if the column is new or was incomplete) and the coerced value.
+    fn coerce_non_null(
+        &mut self,
+        tid: usize,
+        name: &str,
+        value: &Scalar<'_>,
+        is_variant: bool,
+    ) -> Result<(String, Option<Column>, Coerced<'static>)> {
+        let table = self.tables[tid].name.clone();
+        let existing = self
+            .schema
+            .table(&table)
+            .and_then(|t| t.columns.get(name))
+            .cloned();
+        let (existing_complete, incomplete) = match existing {
+            Some(c) if c.is_complete() => (Some(c), None),
+            Some(c) => (None, Some(c)),
+            None => (None, None),
+        };
+        let py_type = value.py_type().unwrap_or(DataType::Text);
+        let col_type = match &existing_complete {
+            Some(c) => c.data_type.unwrap_or(DataType::Text),
+            None => {
+                let detected = autodetect(self.schema.detections(), value);
+                let preferred = if is_variant { None } else { self.schema.preferred_type(name) };
+                preferred.or(detected).unwrap_or(py_type)
+            }
+        };
+        let hints = existing_complete
+            .as_ref()
+            .or(incomplete.as_ref())
+            .map(hints_of)
+            .unwrap_or_default();
+        match coerce(col_type, value, hints) {
+            Ok(c) => {
+                let def = if existing_complete.is_none() {
+                    let mut inferred = self.schema.infer_column(name, col_type, is_variant);
+                    if let Some(inc) = incomplete {
+                        merge_column(&mut inferred, &inc);
+                    }
+                    Some(inferred)
+                } else {
+                    None
+                };
+                Ok((name.to_string(), def, owned(c)))
+            }
+            Err(()) => {
+                if is_variant {
+                    return Err(Error::schema(format!(
+                        "in schema `{}`, table `{table}`: cannot coerce a value of type {py_type} into column `{name}`",
+                        self.schema.name()
+                    )));
+                }
+                let variant = format!("v_{}", py_type.as_str());
+                let mut variant_name = self.schema.naming().shorten_fragments(&[name, &variant]);
+                if py_type == DataType::Json {
+                    let old = self.schema.naming().shorten_fragments(&[name, "v_complex"]);
+                    if self
+                        .schema
+                        .table(&table)
+                        .and_then(|t| t.columns.get(&old))
+                        .is_some_and(|c| c.variant == Some(true))
+                    {
+                        variant_name = old;
+                    }
+                }
+                self.coerce_non_null(tid, &variant_name, value, true)
+            }
+        }
+    }
+
+    /// Applies the table's schema contract to the new columns of a row. Returns the columns to
+    /// add, or None when the row is discarded.
+    fn apply_contract<'v>(
+        &mut self,
+        tid: usize,
+        new_columns: Vec<Column>,
+        values: &mut Vec<(Target, Coerced<'v>)>,
+    ) -> Result<Option<Vec<Column>>> {
+        let table = self.tables[tid].name.clone();
+        let contract = match self.contracts.get(&table) {
+            Some(c) => *c,
+            None => {
+                let c = contract::resolve(self.schema, &table);
+                self.contracts.insert(table.clone(), c);
+                c
+            }
+        };
+        if contract.is_evolve() {
+            return Ok(Some(new_columns));
+        }
+        let schema = &*self.schema;
+        let existing = schema.table(&table);
+        let is_new_table = schema.is_new_table(&table);
+        if is_new_table && contract.tables != ContractMode::Evolve {
+            if contract.tables == ContractMode::Freeze {
+                return Err(Error::Contract {
+                    schema: schema.name().to_string(),
+                    table,
+                    column: None,
+                    entity: "tables".into(),
+                    mode: "freeze".into(),
+                    reason: "a new table cannot be added".into(),
+                });
+            }
+            self.filtered_tables.insert(table);
+            return Ok(None);
+        }
+        let evolve_once = existing
+            .and_then(|t| t.extra.get("x-normalizer"))
+            .and_then(|x| x.get("evolve-columns-once"))
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        let column_mode = if is_new_table || evolve_once {
+            ContractMode::Evolve
+        } else {
+            contract.columns
+        };
+        let mut kept = Vec::new();
+        let mut discard_row = false;
+        for col in new_columns {
+            if col.name.starts_with(cols::DLT_PREFIX) {
+                kept.push(col);
+                continue;
+            }
+            let is_variant = col.variant == Some(true);
+            let existing_col = existing.and_then(|t| t.columns.get(&col.name));
+            let is_new_column = existing_col.is_none_or(|c| !c.is_complete());
+            let (mode, entity, reason) = if !is_variant && is_new_column && column_mode != ContractMode::Evolve {
+                (column_mode, "columns", format!("column `{}` cannot be added", col.name))
+            } else if is_variant && contract.data_type != ContractMode::Evolve {
+                (
+                    contract.data_type,
+                    "data_type",
+                    format!("variant column `{}` cannot be added for a value of another type", col.name),
+                )
+            } else {
+                kept.push(col);
+                continue;
+            };
+            if mode == ContractMode::Freeze {
+                return Err(Error::Contract {
+                    schema: schema.name().to_string(),
+                    table,
+                    column: Some(col.name.clone()),
+                    entity: entity.into(),
+                    mode: "freeze".into(),
+                    reason,
+                });
+            }
+            self.filtered_columns
+                .entry(table.clone())
+                .or_default()
+                .insert(col.name.clone(), mode);
+            if mode == ContractMode::DiscardRow {
+                discard_row = true;
+            }
+            values.retain(|(t, _)| !matches!(t, Target::New(n) if *n == col.name));
+        }
+        if discard_row {
+            return Ok(None);
+        }
+        Ok(Some(kept))
+    }
+
+    fn add_columns(&mut self, tid: usize, columns: Vec<Column>) -> Result<()> {
+        let name = self.tables[tid].name.clone();
+        let parent = self.tables[tid].frags.len() > 1;
+        if self.schema.table(&name).is_none() {
+            // a child table (root tables are created from resource hints at extract)
+            let parent_name = if parent {
+                let frags: Vec<&str> = self.tables[tid].frags[..self.tables[tid].frags.len() - 1]
+                    .iter()
+                    .map(|f| &**f)
+                    .collect();
+                // the parent is the table whose ident path is our prefix: find it by trie
+                self.find_parent_name(tid, &frags)
+            } else {
+                None
+            };
+            match parent_name {
+                Some(p) => self.schema.ensure_child_table(&name, &p),
+                None => {
+                    self.schema.doc_mut().tables.insert(
+                        name.clone(),
+                        Table {
+                            name: name.clone(),
+                            write_disposition: Some(sluice_sdk::schema::WriteDisposition::Append),
+                            resource: Some(name.clone()),
+                            ..Default::default()
+                        },
+                    );
+                }
+            }
+        }
+        for col in columns {
+            if let Some(t) = self.schema.table_mut(&name) {
+                // an incomplete (hint-only) column that becomes complete moves to the end, as
+                // dlt's merge_columns does
+                if t.columns.get(&col.name).is_some_and(|c| !c.is_complete()) {
+                    t.columns.shift_remove(&col.name);
+                }
+                t.columns.insert(col.name.clone(), col.clone());
+            }
+            let ctx = &mut self.tables[tid];
+            if !ctx.col_index.contains_key(&col.name) {
+                let idx = ctx.buf.add_column(&col);
+                ctx.col_index.insert(col.name.clone(), idx);
+                ctx.hints.push(hints_of(&col));
+            }
+        }
+        Ok(())
+    }
+
+    fn find_parent_name(&self, tid: usize, _frags: &[&str]) -> Option<String> {
+        // the table that created this child table holds it in one of its trie nodes
+        self.tables.iter().enumerate().find_map(|(i, t)| {
+            (i != tid && t.trie.iter().any(|n| n.list_table == Some(tid))).then(|| t.name.clone())
+        })
+    }
+
+    fn flush_table(&mut self, tid: usize) -> Result<()> {
+        if let Some(batch) = self.tables[tid].buf.finish()? {
+            let name = self.tables[tid].name.clone();
+            self.sink.write(&name, batch)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes all tables, marks tables that received rows as having seen data, and returns
+    /// the report and the sink.
+    pub fn finish(mut self) -> Result<(NormalizeReport, S)> {
+        let mut report = NormalizeReport {
+            items: self.items,
+            ..Default::default()
+        };
+        for tid in 0..self.tables.len() {
+            self.flush_table(tid)?;
+            let t = &self.tables[tid];
+            if t.rows_total > 0 {
+                report.rows.insert(t.name.clone(), t.rows_total);
+            }
+        }
+        let seen: Vec<String> = report.rows.keys().cloned().collect();
+        for t in seen {
+            self.schema.mark_seen_data(&t);
+        }
+        for (table, cols) in self.null_only {
+            let existing = self.schema.table(&table);
+            let mut names: Vec<String> = cols
+                .into_iter()
+                .filter(|c| existing.is_none_or(|t| !t.columns.get(c).is_some_and(Column::is_complete)))
+                .collect();
+            names.sort();
+            if !names.is_empty() {
+                report.null_only_columns.insert(table, names);
+            }
+        }
+        Ok((report, self.sink))
+    }
+}
+
+/// dlt's `merge_column(inferred, incomplete)`: every key of the incomplete (hint) column
+/// overrides the inferred one.
+fn merge_column(inferred: &mut Column, incomplete: &Column) {
+    let inc = serde_json::to_value(incomplete).unwrap_or_default();
+    let mut base = serde_json::to_value(&*inferred).unwrap_or_default();
+    if let (serde_json::Value::Object(b), serde_json::Value::Object(i)) = (&mut base, inc) {
+        for (k, v) in i {
+            b.insert(k, v);
+        }
+    }
+    if let Ok(c) = serde_json::from_value(base) {
+        *inferred = c;
+    }
+}
+
+/// Re-labels the lifetime of a coerced value whose borrows point into the current document or
+/// the row's entries (both outlive the row's value list).
+fn relife<'a, 'e>(c: Coerced<'a>) -> Coerced<'e> {
+    // SAFETY: callers only pass values borrowing from the row entries (lifetime 'e) or from the
+    // current document (transmuted to 'static, valid until the entries are cleared); the value
+    // list is dropped before either.
+    unsafe { std::mem::transmute::<Coerced<'a>, Coerced<'e>>(c) }
+}
+
+/// Extends a node reference's lifetime to `'static`.
+///
+/// The normalizer keeps node references of the current document in buffers reused across
+/// documents; every such buffer is cleared before the document it points into is dropped or
+/// reparsed (see `normalize_item`), so no reference outlives its document.
+fn unsafe_lifetime<'d, 'a>(node: NodeRef<'d, 'a>) -> NodeRef<'static, 'static> {
+    // SAFETY: see above; NodeRef is two words with no drop glue, and the lifetimes are the
+    // only difference between the two types.
+    unsafe { std::mem::transmute::<NodeRef<'d, 'a>, NodeRef<'static, 'static>>(node) }
+}
+
+#[cfg(test)]
+mod tests;

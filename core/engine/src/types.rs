@@ -1,0 +1,91 @@
+//! Values as the normalizer sees them, and typed values after coercion into a column.
+
+use std::borrow::Cow;
+
+pub use sluice_sdk::schema::DataType;
+
+/// A scalar value of a document (or one field of a typed row), before it is fitted into a
+/// column. Nested objects and arrays only reach coercion as [`Scalar::Json`] (their compact
+/// JSON text), when they are stored in a `json` column.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scalar<'a> {
+    /// JSON `null` / a missing value.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// An integer in the `i64` range.
+    Int(i64),
+    /// An integer above `i64::MAX` that fits `u64`.
+    UInt(u64),
+    /// An integer literal beyond 64 bits: optional `-`, then digits.
+    BigInt(&'a str),
+    /// A floating point number (finite).
+    Float(f64),
+    /// A string.
+    Str(&'a str),
+    /// An object or array, as compact JSON text (keys in document order).
+    Json(&'a str),
+}
+
+impl Scalar<'_> {
+    /// dlt's type of the value as it arrives (spec c.2: str -> text, int -> bigint,
+    /// float -> double, bool -> bool, dict/list -> json). Integers of any size are `bigint`
+    /// (the `large_integer` detection may turn big ones into `wei`/`text`). `None` for null.
+    pub fn py_type(&self) -> Option<DataType> {
+        Some(match self {
+            Scalar::Null => return None,
+            Scalar::Bool(_) => DataType::Bool,
+            Scalar::Int(_) | Scalar::UInt(_) | Scalar::BigInt(_) => DataType::Bigint,
+            Scalar::Float(_) => DataType::Double,
+            Scalar::Str(_) => DataType::Text,
+            Scalar::Json(_) => DataType::Json,
+        })
+    }
+}
+
+/// A value coerced into a column's type, ready for the column buffer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Coerced<'a> {
+    /// Text.
+    Text(Cow<'a, str>),
+    /// 64-bit integer.
+    Bigint(i64),
+    /// 64-bit float.
+    Double(f64),
+    /// Boolean.
+    Bool(bool),
+    /// Microseconds since the Unix epoch, UTC (naive input is taken as UTC).
+    Timestamp(i64),
+    /// Days since the Unix epoch.
+    Date(i32),
+    /// Microseconds since midnight.
+    Time(i64),
+    /// A decimal number as canonical text (`-12.3456`, `5`); the column buffer scales and
+    /// rounds it to the column's precision and scale.
+    Decimal(Cow<'a, str>),
+    /// An integer of any size as decimal digits (optional `-`), for `wei` columns.
+    Wei(Cow<'a, str>),
+    /// Bytes.
+    Binary(Cow<'a, [u8]>),
+    /// JSON text (compact).
+    Json(Cow<'a, str>),
+}
+
+impl Coerced<'_> {
+    /// The data type this value is stored as.
+    pub fn data_type(&self) -> DataType {
+        match self {
+            Coerced::Text(_) => DataType::Text,
+            Coerced::Bigint(_) => DataType::Bigint,
+            Coerced::Double(_) => DataType::Double,
+            Coerced::Bool(_) => DataType::Bool,
+            Coerced::Timestamp(_) => DataType::Timestamp,
+            Coerced::Date(_) => DataType::Date,
+            Coerced::Time(_) => DataType::Time,
+            Coerced::Decimal(_) => DataType::Decimal,
+            Coerced::Wei(_) => DataType::Wei,
+            Coerced::Binary(_) => DataType::Binary,
+            Coerced::Json(_) => DataType::Json,
+        }
+    }
+}

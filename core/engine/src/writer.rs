@@ -1,0 +1,196 @@
+//! Load files: per-table parquet files written as batches arrive.
+//!
+//! Each table gets one open file at a time. A batch whose schema differs from the open file's
+//! (a column was added) closes it and starts a new one, so a package may hold several files per
+//! table, each one job. Row groups are flushed when they reach a row or byte limit, so memory
+//! stays bounded whatever the input size.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use ahash::AHashMap;
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::{WriterProperties, WriterVersion};
+use serde::{Deserialize, Serialize};
+
+use crate::normalize::BatchSink;
+use crate::{Error, Result};
+
+/// A finished load file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobFile {
+    /// The table it holds rows of.
+    pub table: String,
+    /// The file.
+    pub path: PathBuf,
+    /// `parquet`.
+    pub format: String,
+    /// Rows in the file.
+    pub rows: u64,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+struct OpenFile {
+    writer: ArrowWriter<BufWriter<File>>,
+    schema: SchemaRef,
+    path: PathBuf,
+    rows: u64,
+}
+
+/// Writes parquet load files into a directory.
+pub struct ParquetWriter {
+    dir: PathBuf,
+    open: AHashMap<String, OpenFile>,
+    jobs: Vec<JobFile>,
+    props: WriterProperties,
+}
+
+impl std::fmt::Debug for ParquetWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParquetWriter").field("dir", &self.dir).finish()
+    }
+}
+
+/// A file-name-safe form of a table name (the table name itself is recorded in the job).
+pub fn file_safe(table: &str) -> String {
+    let mut out = String::with_capacity(table.len());
+    for c in table.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
+/// A new random file id (10 hex characters, like dlt's).
+pub fn new_file_id() -> String {
+    let bytes: [u8; 5] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl ParquetWriter {
+    /// A writer into `dir` (created if missing).
+    pub fn new(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let props = WriterProperties::builder()
+            .set_writer_version(WriterVersion::PARQUET_2_0)
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(128 * 1024))
+            .set_max_row_group_bytes(Some(64 << 20))
+            .build();
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            open: AHashMap::new(),
+            jobs: Vec::new(),
+            props,
+        })
+    }
+
+    fn close(&mut self, table: &str) -> Result<()> {
+        if let Some(f) = self.open.remove(table) {
+            f.writer.close()?;
+            let bytes = std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0);
+            self.jobs.push(JobFile {
+                table: table.to_string(),
+                path: f.path,
+                format: "parquet".into(),
+                rows: f.rows,
+                bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Closes every file and returns the jobs, in the order files were finished.
+    pub fn finish(mut self) -> Result<Vec<JobFile>> {
+        let tables: Vec<String> = self.open.keys().cloned().collect();
+        let mut tables = tables;
+        tables.sort();
+        for t in tables {
+            self.close(&t)?;
+        }
+        Ok(self.jobs)
+    }
+}
+
+impl BatchSink for ParquetWriter {
+    fn write(&mut self, table: &str, batch: RecordBatch) -> Result<()> {
+        let reopen = self
+            .open
+            .get(table)
+            .is_some_and(|f| f.schema.fields() != batch.schema().fields());
+        if reopen {
+            self.close(table)?;
+        }
+        if !self.open.contains_key(table) {
+            let path = self
+                .dir
+                .join(format!("{}.{}.0.parquet", file_safe(table), new_file_id()));
+            let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+            let writer = ArrowWriter::try_new(
+                BufWriter::with_capacity(1 << 20, file),
+                batch.schema(),
+                Some(self.props.clone()),
+            )?;
+            self.open.insert(
+                table.to_string(),
+                OpenFile {
+                    writer,
+                    schema: batch.schema(),
+                    path,
+                    rows: 0,
+                },
+            );
+        }
+        if let Some(f) = self.open.get_mut(table) {
+            f.rows += batch.num_rows() as u64;
+            f.writer.write(&batch)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{Int64Array, RecordBatch};
+    use arrow_schema::{DataType, Field, Schema};
+
+    use super::*;
+
+    #[test]
+    fn rotates_files_when_columns_change() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut w = ParquetWriter::new(dir.path()).expect("writer");
+        let one = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
+        let two = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("b", DataType::Int64, true),
+        ]));
+        let b1 = RecordBatch::try_new(one, vec![Arc::new(Int64Array::from(vec![1, 2]))]).expect("b1");
+        let b2 = RecordBatch::try_new(
+            two,
+            vec![Arc::new(Int64Array::from(vec![3])), Arc::new(Int64Array::from(vec![4]))],
+        )
+        .expect("b2");
+        w.write("my table/x", b1.clone()).expect("w1");
+        w.write("my table/x", b1).expect("w2");
+        w.write("my table/x", b2).expect("w3");
+        let jobs = w.finish().expect("finish");
+        assert_eq!(jobs.len(), 2);
+        assert_eq!(jobs[0].rows, 4);
+        assert_eq!(jobs[1].rows, 1);
+        assert!(jobs[0].path.file_name().expect("name").to_string_lossy().starts_with("my%20table%2Fx."));
+    }
+}

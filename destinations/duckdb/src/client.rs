@@ -1,0 +1,575 @@
+//! The DuckDB job client.
+//!
+//! A load package runs in one DuckDB transaction: `start_load` begins it (and truncates the
+//! tables a `truncate-and-insert` replace empties), every job inserts its parquet file with
+//! DuckDB's own reader, and `complete_load` runs the merge/replace statements, writes the
+//! `_dlt_loads` row and commits. A process killed anywhere before the commit leaves the dataset
+//! as it was (DuckDB rolls the transaction back from its WAL), and the package is replayed:
+//! append is exactly-once per package, and a failed replace never leaves an empty table (unlike
+//! dlt, whose truncate-and-insert commits the truncation first, dlt issue #3025).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use duckdb::{params, Connection};
+use serde_json::Value;
+use sluice_sdk::destination::{
+    BatchReader, ClientRequest, DropTablesRequest, JobReport, LoadCompletion, LoadJob, LoadPlan,
+    SchemaUpdate, SchemaUpdateRequest, StoredSchema, StoredState,
+};
+use sluice_sdk::schema::{MergeStrategy, Schema, Table, WriteDisposition};
+use sluice_sdk::{BatchStream, CancelToken, DestinationClient, Error, Result};
+
+use crate::config::DuckDbConfig;
+use crate::sql;
+use crate::types::{literal, quote};
+
+fn db_err(context: impl std::fmt::Display, e: duckdb::Error) -> Error {
+    Error::destination(format!("{context}: {e}"))
+}
+
+/// A job client for one dataset of one DuckDB file.
+pub struct DuckDbClient {
+    con: Connection,
+    path: String,
+    dataset: String,
+    staging: String,
+    config: DuckDbConfig,
+    schema: Option<Schema>,
+    plan: Option<LoadPlan>,
+    in_transaction: bool,
+}
+
+impl std::fmt::Debug for DuckDbClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DuckDbClient")
+            .field("path", &self.path)
+            .field("dataset", &self.dataset)
+            .finish()
+    }
+}
+
+impl DuckDbClient {
+    /// Opens the database file of `request`'s pipeline.
+    pub fn open(config: &DuckDbConfig, request: &ClientRequest) -> Result<Self> {
+        let path = config.database_path(&request.pipeline_name);
+        if path == ":memory:" {
+            return Err(Error::config(
+                "duckdb credentials `:memory:` are not supported: the data would vanish when the load ends\nhint: give a file path, e.g. credentials = \"my_pipeline.duckdb\"",
+            ));
+        }
+        if let Some(parent) = Path::new(&path).parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !parent.exists() {
+                return Err(Error::config(format!(
+                    "the folder of the duckdb database `{path}` does not exist\nhint: create it or point `credentials` elsewhere"
+                )));
+            }
+        }
+        let con = Connection::open(&path).map_err(|e| {
+            let msg = e.to_string();
+            let mut err = db_err(format!("cannot open the duckdb database `{path}`"), e);
+            if msg.contains("lock") {
+                err.message.push_str("\nhint: another process has the database open; close it and retry");
+                err.retryable = true;
+            }
+            err
+        })?;
+        if let Some(t) = config.threads {
+            con.execute_batch(&format!("SET threads = {t}"))
+                .map_err(|e| db_err("cannot set threads", e))?;
+        }
+        let dataset = request.dataset_name.clone();
+        let staging = request
+            .staging_dataset_name
+            .clone()
+            .unwrap_or_else(|| config.staging_dataset(&dataset));
+        Ok(Self {
+            con,
+            path,
+            dataset,
+            staging,
+            config: config.clone(),
+            schema: None,
+            plan: None,
+            in_transaction: false,
+        })
+    }
+
+    fn exec(&self, sql: &str) -> Result<()> {
+        tracing::debug!(target: "sluice::duckdb", "{sql}");
+        self.con
+            .execute_batch(sql)
+            .map_err(|e| db_err(format!("duckdb failed to run `{}`", truncate(sql)), e))
+    }
+
+    fn table_exists(&self, dataset: &str, table: &str) -> Result<bool> {
+        let n: i64 = self
+            .con
+            .query_row(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                params![dataset, table],
+                |r| r.get(0),
+            )
+            .map_err(|e| db_err("cannot read information_schema", e))?;
+        Ok(n > 0)
+    }
+
+    fn existing_columns(&self, dataset: &str) -> Result<BTreeMap<String, BTreeSet<String>>> {
+        let mut stmt = self
+            .con
+            .prepare("SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = ?")
+            .map_err(|e| db_err("cannot read information_schema", e))?;
+        let mut rows = stmt
+            .query(params![dataset])
+            .map_err(|e| db_err("cannot read information_schema", e))?;
+        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        while let Some(r) = rows.next().map_err(|e| db_err("information_schema", e))? {
+            let t: String = r.get(0).map_err(|e| db_err("information_schema", e))?;
+            let c: String = r.get(1).map_err(|e| db_err("information_schema", e))?;
+            out.entry(t).or_default().insert(c);
+        }
+        Ok(out)
+    }
+
+    /// Creates missing tables and columns of `tables` in `dataset`.
+    fn sync_tables(&self, dataset: &str, tables: &[&Table], update: &mut SchemaUpdate) -> Result<()> {
+        self.exec(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote(dataset)))?;
+        let existing = self.existing_columns(dataset)?;
+        for t in tables {
+            let cols = sql::complete_columns(t);
+            if cols.is_empty() {
+                continue;
+            }
+            match existing.get(&t.name) {
+                None => {
+                    self.exec(&sql::create_table(dataset, t))?;
+                    update
+                        .created_tables
+                        .insert(t.name.clone(), cols.iter().map(|c| c.name.clone()).collect());
+                }
+                Some(have) => {
+                    for c in cols {
+                        if !have.contains(&c.name) {
+                            self.exec(&sql::add_column(dataset, &t.name, c))?;
+                            update.added_columns.entry(t.name.clone()).or_default().push(c.name.clone());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn schema(&self) -> Result<&Schema> {
+        self.schema
+            .as_ref()
+            .ok_or_else(|| Error::internal("the load started before the schema was stored"))
+    }
+
+    /// Root tables touched by the plan (with jobs, or listed as loaded without rows).
+    fn plan_roots(&self) -> Result<Vec<String>> {
+        let schema = self.schema()?;
+        let mut roots: Vec<String> = Vec::new();
+        if let Some(plan) = &self.plan {
+            let listed = plan
+                .extra
+                .get("root_tables")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect::<Vec<_>>())
+                .unwrap_or_default();
+            for t in plan.jobs.iter().map(|j| j.table_name.clone()).chain(listed) {
+                let root = schema.root_of(&t).to_string();
+                if !roots.contains(&root) {
+                    roots.push(root);
+                }
+            }
+        }
+        Ok(roots)
+    }
+
+    fn replace_strategy(&self) -> &str {
+        self.config
+            .replace_strategy
+            .as_deref()
+            .unwrap_or("truncate-and-insert")
+    }
+
+    /// Whether rows of the chain rooted at `root` go through the staging dataset.
+    fn uses_staging(&self, root: &str) -> Result<bool> {
+        let schema = self.schema()?;
+        Ok(match schema.write_disposition_of(root) {
+            WriteDisposition::Merge => true,
+            WriteDisposition::Replace => self.replace_strategy() != "truncate-and-insert",
+            _ => false,
+        })
+    }
+
+    fn rollback(&mut self) {
+        if self.in_transaction {
+            let _ = self.con.execute_batch("ROLLBACK");
+            self.in_transaction = false;
+        }
+    }
+}
+
+fn truncate(sql: &str) -> String {
+    if sql.len() > 300 {
+        format!("{}...", &sql[..sql.char_indices().nth(300).map_or(sql.len(), |(i, _)| i)])
+    } else {
+        sql.to_string()
+    }
+}
+
+impl Drop for DuckDbClient {
+    fn drop(&mut self) {
+        self.rollback();
+    }
+}
+
+impl DestinationClient for DuckDbClient {
+    fn initialize_storage(&mut self) -> Result<()> {
+        self.exec(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote(&self.dataset)))
+    }
+
+    fn is_storage_initialized(&mut self) -> Result<bool> {
+        let n: i64 = self
+            .con
+            .query_row(
+                "SELECT count(*) FROM information_schema.schemata WHERE schema_name = ?",
+                params![self.dataset],
+                |r| r.get(0),
+            )
+            .map_err(|e| db_err("cannot read information_schema", e))?;
+        Ok(n > 0)
+    }
+
+    fn drop_storage(&mut self) -> Result<()> {
+        self.rollback();
+        for ds in [self.dataset.clone(), self.staging.clone()] {
+            self.exec(&format!("DROP SCHEMA IF EXISTS {} CASCADE", quote(&ds)))?;
+        }
+        Ok(())
+    }
+
+    fn get_stored_schema(&mut self, schema_name: &str) -> Result<Option<StoredSchema>> {
+        if !self.table_exists(&self.dataset, "_dlt_version")? {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT version, engine_version, CAST(inserted_at AS VARCHAR), schema_name, version_hash, schema FROM {} WHERE schema_name = ? ORDER BY inserted_at DESC, version DESC LIMIT 1",
+            sql::qualified(&self.dataset, "_dlt_version")
+        );
+        let mut stmt = self.con.prepare(&sql).map_err(|e| db_err("cannot read _dlt_version", e))?;
+        let mut rows = stmt.query(params![schema_name]).map_err(|e| db_err("cannot read _dlt_version", e))?;
+        match rows.next().map_err(|e| db_err("cannot read _dlt_version", e))? {
+            None => Ok(None),
+            Some(r) => Ok(Some(StoredSchema {
+                version: r.get(0).map_err(|e| db_err("_dlt_version", e))?,
+                engine_version: r.get(1).map_err(|e| db_err("_dlt_version", e))?,
+                inserted_at: r.get(2).map_err(|e| db_err("_dlt_version", e))?,
+                schema_name: r.get(3).map_err(|e| db_err("_dlt_version", e))?,
+                version_hash: r.get(4).map_err(|e| db_err("_dlt_version", e))?,
+                schema: r.get(5).map_err(|e| db_err("_dlt_version", e))?,
+            })),
+        }
+    }
+
+    fn get_stored_state(&mut self, pipeline_name: &str) -> Result<Option<StoredState>> {
+        if !self.table_exists(&self.dataset, "_dlt_pipeline_state")?
+            || !self.table_exists(&self.dataset, "_dlt_loads")?
+        {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT s.version, s.engine_version, s.pipeline_name, s.state, CAST(s.created_at AS VARCHAR), s.version_hash, s._dlt_load_id FROM {} AS s JOIN {} AS l ON l.load_id = s._dlt_load_id WHERE s.pipeline_name = ? AND l.status = 0 ORDER BY l.load_id DESC LIMIT 1",
+            sql::qualified(&self.dataset, "_dlt_pipeline_state"),
+            sql::qualified(&self.dataset, "_dlt_loads")
+        );
+        let mut stmt = self.con.prepare(&sql).map_err(|e| db_err("cannot read the pipeline state", e))?;
+        let mut rows = stmt.query(params![pipeline_name]).map_err(|e| db_err("cannot read the pipeline state", e))?;
+        match rows.next().map_err(|e| db_err("pipeline state", e))? {
+            None => Ok(None),
+            Some(r) => Ok(Some(StoredState {
+                version: r.get(0).map_err(|e| db_err("pipeline state", e))?,
+                engine_version: r.get(1).map_err(|e| db_err("pipeline state", e))?,
+                pipeline_name: r.get(2).map_err(|e| db_err("pipeline state", e))?,
+                state: r.get(3).map_err(|e| db_err("pipeline state", e))?,
+                created_at: r.get(4).map_err(|e| db_err("pipeline state", e))?,
+                version_hash: r.get(5).map_err(|e| db_err("pipeline state", e))?,
+                load_id: r.get(6).map_err(|e| db_err("pipeline state", e))?,
+            })),
+        }
+    }
+
+    fn update_stored_schema(
+        &mut self,
+        schema: &Schema,
+        schema_json: &str,
+        request: &SchemaUpdateRequest,
+    ) -> Result<SchemaUpdate> {
+        let mut update = SchemaUpdate::default();
+        let tables: Vec<&Table> = schema
+            .tables
+            .values()
+            .filter(|t| {
+                request
+                    .only_tables
+                    .as_ref()
+                    .is_none_or(|only| only.contains(&t.name))
+            })
+            .collect();
+        self.sync_tables(&self.dataset.clone(), &tables, &mut update)?;
+        // record the schema version once
+        let n: i64 = self
+            .con
+            .query_row(
+                &format!(
+                    "SELECT count(*) FROM {} WHERE version_hash = ?",
+                    sql::qualified(&self.dataset, "_dlt_version")
+                ),
+                params![schema.version_hash],
+                |r| r.get(0),
+            )
+            .map_err(|e| db_err("cannot read _dlt_version", e))?;
+        if n == 0 {
+            let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f+00").to_string();
+            self.con
+                .execute(
+                    &format!(
+                        "INSERT INTO {} (version, engine_version, inserted_at, schema_name, version_hash, schema) VALUES (?, ?, ?::TIMESTAMPTZ, ?, ?, ?)",
+                        sql::qualified(&self.dataset, "_dlt_version")
+                    ),
+                    params![
+                        schema.version as i64,
+                        i64::from(schema.engine_version),
+                        now,
+                        schema.name,
+                        schema.version_hash,
+                        schema_json
+                    ],
+                )
+                .map_err(|e| db_err("cannot store the schema version", e))?;
+            update.stored_version = true;
+        }
+        self.schema = Some(schema.clone());
+        Ok(update)
+    }
+
+    fn start_load(&mut self, load_id: &str, plan: &LoadPlan) -> Result<()> {
+        self.rollback();
+        self.plan = Some(plan.clone());
+        let roots = self.plan_roots()?;
+        // staging tables are created (and evolved) outside the load transaction
+        let mut update = SchemaUpdate::default();
+        for root in &roots {
+            if self.uses_staging(root)? {
+                let schema = self.schema()?.clone();
+                let chain = sql::chain(&schema, root);
+                self.sync_tables(&self.staging.clone(), &chain, &mut update)?;
+            }
+        }
+        self.exec("BEGIN TRANSACTION")?;
+        self.in_transaction = true;
+        let result = (|| {
+            let schema = self.schema()?.clone();
+            for root in &roots {
+                let chain = sql::chain(&schema, root);
+                if self.uses_staging(root)? {
+                    for t in &chain {
+                        self.exec(&format!("DELETE FROM {}", sql::qualified(&self.staging, &t.name)))?;
+                    }
+                } else if schema.write_disposition_of(root) == WriteDisposition::Replace {
+                    for t in &chain {
+                        self.exec(&format!("DELETE FROM {}", sql::qualified(&self.dataset, &t.name)))?;
+                    }
+                }
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            self.rollback();
+        }
+        tracing::debug!(target: "sluice::duckdb", load_id, roots = ?roots, "load started");
+        result
+    }
+
+    fn write_table(
+        &mut self,
+        load_id: &str,
+        job: &LoadJob,
+        data: BatchReader,
+        cancel: &CancelToken,
+    ) -> Result<JobReport> {
+        // stage the batches as a parquet file DuckDB reads itself
+        let dir = std::env::temp_dir().join(format!("sluice-duckdb-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("`{}`: {e}", dir.display())))?;
+        let path = dir.join(format!("{}.{}.parquet", load_id, rand::random::<u64>()));
+        {
+            let file = std::fs::File::create(&path)
+                .map_err(|e| Error::io(format!("`{}`: {e}", path.display())))?;
+            let schema = data.schema();
+            let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None)
+                .map_err(|e| Error::internal(format!("parquet: {e}")))?;
+            for batch in data {
+                cancel.check()?;
+                let batch = batch.map_err(Error::from)?;
+                writer.write(&batch).map_err(|e| Error::internal(format!("parquet: {e}")))?;
+            }
+            writer.close().map_err(|e| Error::internal(format!("parquet: {e}")))?;
+        }
+        let report = self.load_file(load_id, job, &path, cancel);
+        let _ = std::fs::remove_file(&path);
+        report
+    }
+
+    fn load_file(
+        &mut self,
+        _load_id: &str,
+        job: &LoadJob,
+        path: &Path,
+        cancel: &CancelToken,
+    ) -> Result<JobReport> {
+        cancel.check()?;
+        if !self.in_transaction {
+            return Err(Error::internal("a job was loaded outside start_load/complete_load"));
+        }
+        let root = self.schema()?.root_of(&job.table_name).to_string();
+        let dataset = if self.uses_staging(&root)? {
+            self.staging.clone()
+        } else {
+            self.dataset.clone()
+        };
+        let sql = format!(
+            "INSERT INTO {} BY NAME SELECT * FROM read_parquet({})",
+            sql::qualified(&dataset, &job.table_name),
+            literal(&path.display().to_string())
+        );
+        tracing::debug!(target: "sluice::duckdb", "{sql}");
+        let rows = self.con.execute(&sql, []).map_err(|e| {
+            db_err(
+                format!("cannot load `{}` into table `{}`", path.display(), job.table_name),
+                e,
+            )
+        })?;
+        let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        Ok(JobReport {
+            rows: rows as u64,
+            bytes,
+            ..Default::default()
+        })
+    }
+
+    fn complete_load(&mut self, load_id: &str, completion: &LoadCompletion) -> Result<()> {
+        if !self.in_transaction {
+            return Err(Error::internal("complete_load without start_load"));
+        }
+        let result = (|| {
+            let schema = self.schema()?.clone();
+            let suffix: String = format!("{:08x}", rand::random::<u32>());
+            for root in self.plan_roots()? {
+                let chain = sql::chain(&schema, &root);
+                if chain.is_empty() || !self.uses_staging(&root)? {
+                    continue;
+                }
+                let statements = match schema.write_disposition_of(&root) {
+                    WriteDisposition::Replace => sql::insert_from_staging(&self.dataset, &self.staging, &chain),
+                    WriteDisposition::Merge => match chain[0].merge_strategy().unwrap_or_default() {
+                        MergeStrategy::DeleteInsert => sql::delete_insert(&self.dataset, &self.staging, &chain, &suffix),
+                        MergeStrategy::Upsert => sql::upsert(&self.dataset, &self.staging, &chain, &suffix),
+                        MergeStrategy::InsertOnly => sql::insert_only(&self.dataset, &self.staging, &chain),
+                        MergeStrategy::Scd2 => {
+                            let boundary = chain[0]
+                                .extra
+                                .get("x-boundary-timestamp")
+                                .and_then(Value::as_str)
+                                .map(String::from)
+                                .or_else(|| {
+                                    completion.extra.get("created_at").and_then(Value::as_str).map(String::from)
+                                })
+                                .unwrap_or_else(|| completion.inserted_at.clone());
+                            sql::scd2(&self.dataset, &self.staging, &chain, &format!("{}::TIMESTAMPTZ", literal(&boundary)))
+                        }
+                    },
+                    _ => Vec::new(),
+                };
+                for s in statements {
+                    self.exec(&s)?;
+                }
+            }
+            if let Some(state) = &completion.state {
+                let id: [u8; 10] = rand::random();
+                let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+                self.con
+                    .execute(
+                        &format!(
+                            "INSERT INTO {} (version, engine_version, pipeline_name, state, created_at, version_hash, _dlt_load_id, _dlt_id) VALUES (?, ?, ?, ?, ?::TIMESTAMPTZ, ?, ?, ?)",
+                            sql::qualified(&self.dataset, "_dlt_pipeline_state")
+                        ),
+                        params![
+                            state.version,
+                            state.engine_version,
+                            state.pipeline_name,
+                            state.state,
+                            state.created_at,
+                            state.version_hash,
+                            load_id,
+                            id
+                        ],
+                    )
+                    .map_err(|e| db_err("cannot store the pipeline state", e))?;
+            }
+            self.con
+                .execute(
+                    &format!(
+                        "INSERT INTO {} (load_id, schema_name, status, inserted_at, schema_version_hash) VALUES (?, ?, 0, ?::TIMESTAMPTZ, ?)",
+                        sql::qualified(&self.dataset, "_dlt_loads")
+                    ),
+                    params![load_id, completion.schema_name, completion.inserted_at, completion.schema_version_hash],
+                )
+                .map_err(|e| db_err("cannot record the load in _dlt_loads", e))?;
+            self.exec("COMMIT")?;
+            self.in_transaction = false;
+            Ok(())
+        })();
+        if result.is_err() {
+            self.rollback();
+        }
+        result
+    }
+
+    fn is_load_completed(&mut self, load_id: &str) -> Result<bool> {
+        if !self.table_exists(&self.dataset, "_dlt_loads")? {
+            return Ok(false);
+        }
+        let n: i64 = self
+            .con
+            .query_row(
+                &format!(
+                    "SELECT count(*) FROM {} WHERE load_id = ?",
+                    sql::qualified(&self.dataset, "_dlt_loads")
+                ),
+                params![load_id],
+                |r| r.get(0),
+            )
+            .map_err(|e| db_err("cannot read _dlt_loads", e))?;
+        Ok(n > 0)
+    }
+
+    fn drop_tables(&mut self, request: &DropTablesRequest) -> Result<()> {
+        for t in &request.tables {
+            self.exec(&format!("DROP TABLE IF EXISTS {}", sql::qualified(&self.dataset, t)))?;
+            if request.staging {
+                self.exec(&format!("DROP TABLE IF EXISTS {}", sql::qualified(&self.staging, t)))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn query(&mut self, sql: &str, _cancel: &CancelToken) -> Result<BatchStream> {
+        let mut stmt = self.con.prepare(sql).map_err(|e| db_err("invalid query", e))?;
+        let arrow = stmt.query_arrow([]).map_err(|e| db_err("query failed", e))?;
+        let schema = arrow.get_schema();
+        let batches: Vec<Result<arrow_array::RecordBatch>> = arrow.map(Ok).collect();
+        Ok(BatchStream::from_batches(schema, batches, None))
+    }
+}

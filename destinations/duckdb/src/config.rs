@@ -1,0 +1,38 @@
+//! The DuckDB destination's configuration (`[destination.duckdb]`).
+
+use serde::Deserialize;
+
+/// Configuration keys of the DuckDB destination (see `sluice-plugin.toml`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DuckDbConfig {
+    /// Path of the database file; default `<pipeline_name>.duckdb` in the working directory.
+    #[serde(default)]
+    pub credentials: Option<String>,
+    /// `truncate-and-insert` (default) or `insert-from-staging`.
+    #[serde(default)]
+    pub replace_strategy: Option<String>,
+    /// Staging dataset name layout, `%s` = dataset name (default `%s_staging`).
+    #[serde(default)]
+    pub staging_dataset_name_layout: Option<String>,
+    /// DuckDB threads.
+    #[serde(default)]
+    pub threads: Option<u32>,
+}
+
+impl DuckDbConfig {
+    /// The database path for a pipeline.
+    pub fn database_path(&self, pipeline_name: &str) -> String {
+        match self.credentials.as_deref() {
+            None | Some("") | Some(":pipeline:") => format!("{pipeline_name}.duckdb"),
+            Some(p) => p.strip_prefix("duckdb:///").unwrap_or(p).to_string(),
+        }
+    }
+
+    /// The staging dataset of `dataset`.
+    pub fn staging_dataset(&self, dataset: &str) -> String {
+        self.staging_dataset_name_layout
+            .as_deref()
+            .unwrap_or("%s_staging")
+            .replace("%s", dataset)
+    }
+}

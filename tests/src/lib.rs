@@ -1,0 +1,30 @@
+//! Helpers shared by sluice's end-to-end tests: golden case files and the comparison of loaded
+//! tables with dlt's expected output (placeholders as described in ../shared/golden/README.md).
+
+pub mod compare;
+
+use std::path::{Path, PathBuf};
+
+/// The folder of golden cases: `$GOLDEN_DIR`, else `../shared/golden/cases` next to the
+/// workspace.
+pub fn golden_dir() -> PathBuf {
+    match std::env::var_os("GOLDEN_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/golden/cases"),
+    }
+}
+
+/// The names of the case directories in `dir` (sorted), optionally filtered by substrings.
+pub fn case_names(dir: &Path, filters: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.path().join("input.json").exists())
+                .filter_map(|e| e.file_name().to_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.retain(|n| filters.is_empty() || filters.iter().any(|f| n.contains(f.as_str())));
+    names.sort();
+    names
+}
