@@ -3,15 +3,16 @@
 //!
 //! `GOLDEN_DIR=<dir> cargo test --release --test golden [-- <case filter>...]`
 //!
-//! Per run it checks the outcome (ok, or the step that failed), the schema version hash dlt
-//! recorded in `_dlt_loads`, the schema version, and every table's columns (name, DuckDB type,
-//! nullability). Rows are compared for cases whose runs only append (the normalized rows are
-//! loaded into DuckDB from the package's parquet files, so values print exactly as DuckDB
-//! prints them).
+//! Each case runs end to end: real pipelines into the DuckDB destination plugin loaded from its
+//! `.so`, then after every run the whole dataset is compared with dlt's (tables, columns with
+//! types and nullability, rows with placeholders, decoded state rows, `state.sources`, the load
+//! info text, and the failing step). `SLUICE_GOLDEN_MODE=normalize` instead checks the
+//! normalize step alone (schemas, versions, columns, and rows of append-only cases).
 //!
 //! One line per case, then `N passed, N failed`.
 
 mod normalize_runner;
+mod pipeline_runner;
 
 use std::process::ExitCode;
 
@@ -28,7 +29,12 @@ fn main() -> ExitCode {
     }
     let (mut passed, mut failed) = (0, 0);
     for case in &cases {
-        match normalize_runner::run_case(&dir.join(case)) {
+        let result = if std::env::var("SLUICE_GOLDEN_MODE").as_deref() == Ok("normalize") {
+            normalize_runner::run_case(&dir.join(case))
+        } else {
+            pipeline_runner::run_case(&dir.join(case))
+        };
+        match result {
             Ok(note) => {
                 passed += 1;
                 println!("ok    {case}{note}");

@@ -183,9 +183,18 @@ mod tests {
     #[test]
     fn placeholders_bind_consistently() {
         let cols = vec!["id".to_string(), "p".to_string()];
-        let expected = vec![row(json!({"id": "ID_1", "p": null})), row(json!({"id": "ID_2", "p": "ID_1"}))];
-        let good = vec![row(json!({"id": "b", "p": "a"})), row(json!({"id": "a", "p": null}))];
-        let bad = vec![row(json!({"id": "b", "p": "c"})), row(json!({"id": "a", "p": null}))];
+        let expected = vec![
+            row(json!({"id": "ID_1", "p": null})),
+            row(json!({"id": "ID_2", "p": "ID_1"})),
+        ];
+        let good = vec![
+            row(json!({"id": "b", "p": "a"})),
+            row(json!({"id": "a", "p": null})),
+        ];
+        let bad = vec![
+            row(json!({"id": "b", "p": "c"})),
+            row(json!({"id": "a", "p": null})),
+        ];
         assert!(match_rows("t", &expected, &good, &cols, &mut Bindings::default()).is_ok());
         assert!(match_rows("t", &expected, &bad, &cols, &mut Bindings::default()).is_err());
     }

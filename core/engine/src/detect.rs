@@ -139,7 +139,8 @@ fn is_timestamp(value: &Scalar<'_>) -> Option<DataType> {
         _ => return None,
     };
     let now = now_ts();
-    (v >= now - TIMESTAMP_RANGE_SECS && v <= now + TIMESTAMP_RANGE_SECS).then_some(DataType::Timestamp)
+    (v >= now - TIMESTAMP_RANGE_SECS && v <= now + TIMESTAMP_RANGE_SECS)
+        .then_some(DataType::Timestamp)
 }
 
 fn is_iso_timestamp(s: &str) -> bool {
@@ -265,10 +266,12 @@ impl Fields {
             (true, true) => {
                 let days = days_from_civil(self.year, self.month, self.day);
                 let micros = days * MICROS_PER_DAY + self.time_of_day_micros() - offset_micros;
-                (MIN_MICROS..=MAX_MICROS).contains(&micros).then_some(ParsedTime::DateTime {
-                    micros_utc: micros,
-                    naive: self.offset.is_none(),
-                })
+                (MIN_MICROS..=MAX_MICROS)
+                    .contains(&micros)
+                    .then_some(ParsedTime::DateTime {
+                        micros_utc: micros,
+                        naive: self.offset.is_none(),
+                    })
             }
             (true, false) => {
                 let days = days_from_civil(self.year, self.month, self.day);
@@ -502,7 +505,9 @@ impl Iso<'_> {
 fn iso8601(s: &[u8]) -> Option<Fields> {
     let mut parser = Iso { s, i: 0 };
     let fields = parser.datetime()?;
-    (fields.has_date || fields.has_time).then_some(fields).filter(Fields::valid)
+    (fields.has_date || fields.has_time)
+        .then_some(fields)
+        .filter(Fields::valid)
 }
 
 fn pendulum_p(year: i32) -> i32 {
@@ -598,13 +603,14 @@ fn common(s: &str) -> Option<Fields> {
     let b = &buf[..n];
     let digits = |from: usize, len: usize| -> Option<u32> {
         let d = b.get(from..from + len)?;
-        d.iter()
-            .try_fold(0u32, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
+        d.iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
     };
     let is_sep = |at: usize| matches!(b.get(at), Some(b'/' | b':'));
 
     // date alternatives, in the regex's order: (end, year and (month, day))
-    let mut dates: [(usize, Option<(u32, Option<(u32, u32)>)>); 6] = [(0, None); 6];
+    let mut dates: [(usize, CommonDate); 6] = [(0, None); 6];
     let mut n_dates = 0;
     if let Some(year) = digits(0, 4) {
         for month_sep in [true, false] {
@@ -638,6 +644,9 @@ fn common(s: &str) -> Option<Fields> {
     None
 }
 
+/// The groups of the regex's date part: year and (month, day).
+type CommonDate = Option<(u32, Option<(u32, u32)>)>;
+
 /// The groups of the regex's time part: hour, minute, second, subsecond digits.
 type CommonTime<'b> = Option<(u32, Option<u32>, Option<u32>, Option<&'b [u8]>)>;
 
@@ -655,7 +664,9 @@ fn common_time<'b>(
         }
         let q = p + usize::from(space);
         for hour_len in [2, 1] {
-            let Some(hour) = digits(q, hour_len) else { continue };
+            let Some(hour) = digits(q, hour_len) else {
+                continue;
+            };
             let r = q + hour_len;
             if b.get(r) != Some(&b':') {
                 continue;
@@ -705,7 +716,7 @@ fn common_time<'b>(
     (p == n).then_some(None)
 }
 
-fn common_fields(date: Option<(u32, Option<(u32, u32)>)>, time: CommonTime<'_>) -> Option<Fields> {
+fn common_fields(date: CommonDate, time: CommonTime<'_>) -> Option<Fields> {
     let mut f = Fields::new();
     if date.is_none() && time.is_none() {
         return None;
@@ -779,10 +790,10 @@ pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
 const UNICODE_DIGIT_ZEROS: [u32; 66] = [
     0x30, 0x660, 0x6f0, 0x7c0, 0x966, 0x9e6, 0xa66, 0xae6, 0xb66, 0xbe6, 0xc66, 0xce6, 0xd66,
     0xde6, 0xe50, 0xed0, 0xf20, 0x1040, 0x1090, 0x17e0, 0x1810, 0x1946, 0x19d0, 0x1a80, 0x1a90,
-    0x1b50, 0x1bb0, 0x1c40, 0x1c50, 0xa620, 0xa8d0, 0xa900, 0xa9d0, 0xa9f0, 0xaa50, 0xabf0,
-    0xff10, 0x104a0, 0x10d30, 0x11066, 0x110f0, 0x11136, 0x111d0, 0x112f0, 0x11450, 0x114d0,
-    0x11650, 0x116c0, 0x11730, 0x118e0, 0x11950, 0x11c50, 0x11d50, 0x11da0, 0x16a60, 0x16ac0,
-    0x16b50, 0x1d7ce, 0x1d7d8, 0x1d7e2, 0x1d7ec, 0x1d7f6, 0x1e140, 0x1e2f0, 0x1e950, 0x1fbf0,
+    0x1b50, 0x1bb0, 0x1c40, 0x1c50, 0xa620, 0xa8d0, 0xa900, 0xa9d0, 0xa9f0, 0xaa50, 0xabf0, 0xff10,
+    0x104a0, 0x10d30, 0x11066, 0x110f0, 0x11136, 0x111d0, 0x112f0, 0x11450, 0x114d0, 0x11650,
+    0x116c0, 0x11730, 0x118e0, 0x11950, 0x11c50, 0x11d50, 0x11da0, 0x16a60, 0x16ac0, 0x16b50,
+    0x1d7ce, 0x1d7d8, 0x1d7e2, 0x1d7ec, 0x1d7f6, 0x1e140, 0x1e2f0, 0x1e950, 0x1fbf0,
 ];
 
 /// The value of a Unicode decimal digit (what Python's `\d` matches and `int()` reads).
@@ -808,6 +819,7 @@ pub(crate) fn py_strip(s: &str) -> &str {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a test fails loudly")]
 mod tests {
     use super::*;
 
@@ -866,17 +878,53 @@ mod tests {
             assert_eq!(dt(s), Some((expect.to_string(), naive)), "{s:?}");
         };
         ts("2024-01-15T10:30:00Z", "2024-01-15 10:30:00.000000", false);
-        ts("2024-01-15T10:30:00+02:00", "2024-01-15 08:30:00.000000", false);
-        ts("2024-01-15T10:30:00+0200", "2024-01-15 08:30:00.000000", false);
-        ts("2024-01-15T10:30:00+02", "2024-01-15 08:30:00.000000", false);
-        ts("2024-01-15T10:30:00+01:", "2024-01-15 09:30:00.000000", false);
-        ts("2024-01-15T10:30:00+02:75", "2024-01-15 07:15:00.000000", false);
-        ts("2024-01-15T10:30:00-05:00", "2024-01-15 15:30:00.000000", false);
-        ts("2024-01-15T10:30:00+23:59", "2024-01-14 10:31:00.000000", false);
+        ts(
+            "2024-01-15T10:30:00+02:00",
+            "2024-01-15 08:30:00.000000",
+            false,
+        );
+        ts(
+            "2024-01-15T10:30:00+0200",
+            "2024-01-15 08:30:00.000000",
+            false,
+        );
+        ts(
+            "2024-01-15T10:30:00+02",
+            "2024-01-15 08:30:00.000000",
+            false,
+        );
+        ts(
+            "2024-01-15T10:30:00+01:",
+            "2024-01-15 09:30:00.000000",
+            false,
+        );
+        ts(
+            "2024-01-15T10:30:00+02:75",
+            "2024-01-15 07:15:00.000000",
+            false,
+        );
+        ts(
+            "2024-01-15T10:30:00-05:00",
+            "2024-01-15 15:30:00.000000",
+            false,
+        );
+        ts(
+            "2024-01-15T10:30:00+23:59",
+            "2024-01-14 10:31:00.000000",
+            false,
+        );
         ts("2024-01-15 10:30:00", "2024-01-15 10:30:00.000000", true);
-        ts("2024-01-15T10:30:00.123456789Z", "2024-01-15 10:30:00.123456", false);
+        ts(
+            "2024-01-15T10:30:00.123456789Z",
+            "2024-01-15 10:30:00.123456",
+            false,
+        );
         ts("2024-01-15T10:30:00,5", "2024-01-15 10:30:00.500000", true);
-        ts("2024-01-15T10:30:00.123+01:30", "2024-01-15 09:00:00.123000", false);
+        ts(
+            "2024-01-15T10:30:00.123+01:30",
+            "2024-01-15 09:00:00.123000",
+            false,
+        );
         ts("2024-01-15T10", "2024-01-15 10:00:00.000000", true);
         ts("2024-01-15T10Z", "2024-01-15 10:00:00.000000", false);
         ts("2024-01-15T10:30Z", "2024-01-15 10:30:00.000000", false);
@@ -886,15 +934,27 @@ mod tests {
         ts("2024-01T10:30", "2024-01-01 10:30:00.000000", true);
         ts("2024-W01T10:00", "2024-01-01 10:00:00.000000", true);
         ts("2024W01T10:00", "2024-01-01 10:00:00.000000", true);
-        ts("0001-01-01T00:00:00+00:00", "0001-01-01 00:00:00.000000", false);
+        ts(
+            "0001-01-01T00:00:00+00:00",
+            "0001-01-01 00:00:00.000000",
+            false,
+        );
         // fallback parser
         ts("2024/01/15 10:30", "2024-01-15 10:30:00.000000", true);
         ts("2024/01/15 1:2:3", "2024-01-15 01:02:03.000000", true);
-        ts("2024/01/15 10:30:00.1234567", "2024-01-15 10:30:00.123456", true);
+        ts(
+            "2024/01/15 10:30:00.1234567",
+            "2024-01-15 10:30:00.123456",
+            true,
+        );
         ts("2024/01/15 10:30:00|5", "2024-01-15 10:30:00.500000", true);
         ts("2024 10:30", "2024-01-01 10:30:00.000000", true);
         ts("20241:30", "2024-01-01 01:30:00.000000", true);
-        ts("2024 10:30:00,123456789", "2024-01-01 10:30:00.123456", true);
+        ts(
+            "2024 10:30:00,123456789",
+            "2024-01-01 10:30:00.123456",
+            true,
+        );
         for s in [
             "2024-01-15t10:30:00",
             " 2024-01-15T10:30:00",
@@ -953,9 +1013,21 @@ mod tests {
         d("202410:30", Some("2024-10-30"));
         d("٢٠٢٤", Some("2024-01-01"));
         for s in [
-            "2024-13-45", "2024-02-30", "2023-366", "2024-W53", "0000-01-01", "0000-W01-1",
-            "0000-001", "9999-W52-7", "202401", "202413:30", "2024/13/01", "2024-1-15",
-            "２０２４-01-01", "2024\n", "2024-01-15 ",
+            "2024-13-45",
+            "2024-02-30",
+            "2023-366",
+            "2024-W53",
+            "0000-01-01",
+            "0000-W01-1",
+            "0000-001",
+            "9999-W52-7",
+            "202401",
+            "202413:30",
+            "2024/13/01",
+            "2024-1-15",
+            "２０２４-01-01",
+            "2024\n",
+            "2024-01-15 ",
         ] {
             assert_eq!(date(s), None, "{s:?}");
             assert_eq!(dt(s), None, "{s:?}");
@@ -977,8 +1049,18 @@ mod tests {
         t(" 10:30", Some("10:30:00.000000"));
         t("10:30:00|5", Some("10:30:00.500000"));
         for s in [
-            "T10:30:00", "T10:30:00Z", "10", "10:", "5:", "24:00", "10:60", "23:59:60",
-            "10:30:00.", "10:30:00-25:00", "10:30:00+24:00", "T10:30:00.5+01",
+            "T10:30:00",
+            "T10:30:00Z",
+            "10",
+            "10:",
+            "5:",
+            "24:00",
+            "10:60",
+            "23:59:60",
+            "10:30:00.",
+            "10:30:00-25:00",
+            "10:30:00+24:00",
+            "T10:30:00.5+01",
         ] {
             assert_eq!(time(s), None, "{s:?}");
         }
@@ -993,25 +1075,43 @@ mod tests {
             Detection::Timestamp,
         ];
         let run = |v: Scalar<'_>| autodetect(&all, &v);
-        assert_eq!(run(Scalar::Str("2024-01-01T00:00:00Z")), Some(DataType::Timestamp));
+        assert_eq!(
+            run(Scalar::Str("2024-01-01T00:00:00Z")),
+            Some(DataType::Timestamp)
+        );
         assert_eq!(run(Scalar::Str("2024-01-01")), Some(DataType::Date));
         assert_eq!(run(Scalar::Str("10:30:00")), None);
         assert_eq!(run(Scalar::Str("")), None);
         assert_eq!(run(Scalar::Str("abc")), None);
         assert_eq!(run(Scalar::UInt(1 << 63)), Some(DataType::Wei));
-        assert_eq!(run(Scalar::BigInt("10000000000000000000000000000000000000000")), Some(DataType::Text));
-        assert_eq!(run(Scalar::BigInt("578960446186580977117854925043439539266")), Some(DataType::Wei));
-        assert_eq!(run(Scalar::BigInt("578960446186580977117854925043439539267")), Some(DataType::Text));
+        assert_eq!(
+            run(Scalar::BigInt("10000000000000000000000000000000000000000")),
+            Some(DataType::Text)
+        );
+        assert_eq!(
+            run(Scalar::BigInt("578960446186580977117854925043439539266")),
+            Some(DataType::Wei)
+        );
+        assert_eq!(
+            run(Scalar::BigInt("578960446186580977117854925043439539267")),
+            Some(DataType::Text)
+        );
         assert_eq!(run(Scalar::BigInt("-100000000000000000000")), None);
         assert_eq!(run(Scalar::Int(i64::MAX)), None);
         assert_eq!(run(Scalar::Int(1)), None);
         assert_eq!(run(Scalar::Bool(true)), None);
         let now = now_ts();
         assert_eq!(run(Scalar::Int(now as i64)), Some(DataType::Timestamp));
-        assert_eq!(run(Scalar::Float(now - 4.0 * 31_536_000.0)), Some(DataType::Timestamp));
+        assert_eq!(
+            run(Scalar::Float(now - 4.0 * 31_536_000.0)),
+            Some(DataType::Timestamp)
+        );
         assert_eq!(run(Scalar::Float(now + 6.0 * 31_536_000.0)), None);
         // only iso_timestamp, as dlt's default
-        assert_eq!(autodetect(&[Detection::IsoTimestamp], &Scalar::Str("2024-01-01")), None);
+        assert_eq!(
+            autodetect(&[Detection::IsoTimestamp], &Scalar::Str("2024-01-01")),
+            None
+        );
         assert_eq!(autodetect(&[], &Scalar::Str("2024-01-01T00:00:00Z")), None);
     }
 

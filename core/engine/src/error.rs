@@ -50,6 +50,9 @@ pub enum Error {
     /// An error from a plugin.
     #[error("{0}")]
     Plugin(#[from] sluice_sdk::Error),
+    /// A pipeline step failed.
+    #[error("{0}")]
+    Step(Box<crate::pipeline::StepError>),
 }
 
 impl Error {
@@ -69,6 +72,23 @@ impl Error {
     pub fn config(message: impl Into<String>) -> Self {
         Error::Config(message.into())
     }
+    /// Whether retrying may succeed (a transient destination or network failure).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Plugin(e) => e.retryable,
+            Error::Step(s) => s.source.is_retryable(),
+            _ => false,
+        }
+    }
+
+    /// The failed pipeline step, if this is a step error.
+    pub fn step(&self) -> Option<crate::pipeline::Step> {
+        match self {
+            Error::Step(s) => Some(s.step),
+            _ => None,
+        }
+    }
+
     /// An I/O error on `path`.
     pub fn io(path: impl Into<PathBuf>, err: impl std::fmt::Display) -> Self {
         Error::Io {

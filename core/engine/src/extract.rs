@@ -105,7 +105,11 @@ pub fn table_from_hints(schema: &Schema, resource: &ResourceDescriptor) -> Resul
                     if let Some(b) = cfg.options.get("boundary_timestamp") {
                         extra.insert("x-boundary-timestamp".into(), b.clone());
                     }
-                    let (from, to) = match cfg.options.get("validity_column_names").and_then(Value::as_array) {
+                    let (from, to) = match cfg
+                        .options
+                        .get("validity_column_names")
+                        .and_then(Value::as_array)
+                    {
                         Some(names) if names.len() == 2 => (
                             names[0].as_str().unwrap_or(cols::VALID_FROM).to_string(),
                             names[1].as_str().unwrap_or(cols::VALID_TO).to_string(),
@@ -119,7 +123,10 @@ pub fn table_from_hints(schema: &Schema, resource: &ResourceDescriptor) -> Resul
                     vt.extra.insert("x-valid-to".into(), json!(true));
                     vt.extra.insert(
                         "x-active-record-timestamp".into(),
-                        cfg.options.get("active_record_timestamp").cloned().unwrap_or(Value::Null),
+                        cfg.options
+                            .get("active_record_timestamp")
+                            .cloned()
+                            .unwrap_or(Value::Null),
                     );
                     columns.insert(to, vt);
                     let hash_col = row_version.unwrap_or_else(|| cols::DLT_ID.to_string());
@@ -194,7 +201,10 @@ fn truthy(v: &Value) -> bool {
 /// contract for a new table (`freeze` fails with a clear error), adds root id propagation for
 /// merge tables. Returns the root table name, or None when a `discard_*` contract filters the
 /// whole table out.
-pub fn apply_resource(schema: &mut Schema, resource: &ResourceDescriptor) -> Result<Option<String>> {
+pub fn apply_resource(
+    schema: &mut Schema,
+    resource: &ResourceDescriptor,
+) -> Result<Option<String>> {
     let mut computed = table_from_hints(schema, resource)?;
     let name = computed.name.clone();
     // contract: the table's own setting (from the hints), else the schema's
@@ -208,7 +218,13 @@ pub fn apply_resource(schema: &mut Schema, resource: &ResourceDescriptor) -> Res
                 .and_then(|t| t.schema_contract.as_ref())
                 .and_then(Contract::from_value)
         })
-        .or_else(|| schema.doc().settings.get("schema_contract").and_then(Contract::from_value))
+        .or_else(|| {
+            schema
+                .doc()
+                .settings
+                .get("schema_contract")
+                .and_then(Contract::from_value)
+        })
         .unwrap_or_default();
     let is_new = schema.is_new_table(&name);
     if is_new && contract.columns != ContractMode::Evolve {

@@ -79,7 +79,11 @@ pub struct JsonError {
 
 impl fmt::Display for JsonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at line {} column {}", self.message, self.line, self.column)
+        write!(
+            f,
+            "{} at line {} column {}",
+            self.message, self.line, self.column
+        )
     }
 }
 
@@ -349,9 +353,9 @@ impl<'a> Parser<'a> {
                 b'{' => {
                     self.pos += 1;
                     if self.stack.len() >= MAX_DEPTH {
-                        return Err(self.error(format!(
-                            "document nested deeper than {MAX_DEPTH} levels"
-                        )));
+                        return Err(
+                            self.error(format!("document nested deeper than {MAX_DEPTH} levels"))
+                        );
                     }
                     let idx = doc.nodes.len();
                     doc.nodes.push(Node::Object { len: 0, end: 0 });
@@ -368,9 +372,9 @@ impl<'a> Parser<'a> {
                 b'[' => {
                     self.pos += 1;
                     if self.stack.len() >= MAX_DEPTH {
-                        return Err(self.error(format!(
-                            "document nested deeper than {MAX_DEPTH} levels"
-                        )));
+                        return Err(
+                            self.error(format!("document nested deeper than {MAX_DEPTH} levels"))
+                        );
                     }
                     let idx = doc.nodes.len();
                     doc.nodes.push(Node::Array { len: 0, end: 0 });
@@ -583,7 +587,9 @@ impl<'a> Parser<'a> {
                     match bytes[j] {
                         b'"' => {
                             if let Some(bad) = bytes[i..j].iter().position(|&b| b < 0x20) {
-                                return Err(self.error_at(i + bad, "raw control character in a string"));
+                                return Err(
+                                    self.error_at(i + bad, "raw control character in a string")
+                                );
                             }
                             self.pos = j + 1;
                             return Ok(Node::Str(&self.text[start..j]));
@@ -593,7 +599,9 @@ impl<'a> Parser<'a> {
                         }
                         _ => {
                             if let Some(bad) = bytes[i..j].iter().position(|&b| b < 0x20) {
-                                return Err(self.error_at(i + bad, "raw control character in a string"));
+                                return Err(
+                                    self.error_at(i + bad, "raw control character in a string")
+                                );
                             }
                             i = j;
                             break;
@@ -636,12 +644,17 @@ impl<'a> Parser<'a> {
                                 if bytes.get(i) == Some(&b'\\') && bytes.get(i + 1) == Some(&b'u') {
                                     let lo = self.hex4(i + 2)?;
                                     if !(0xDC00..0xE000).contains(&lo) {
-                                        return Err(self.error_at(i, "invalid surrogate pair in a \\u escape"));
+                                        return Err(self.error_at(
+                                            i,
+                                            "invalid surrogate pair in a \\u escape",
+                                        ));
                                     }
                                     i += 6;
                                     0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
                                 } else {
-                                    return Err(self.error_at(i - 6, "lone surrogate in a \\u escape"));
+                                    return Err(
+                                        self.error_at(i - 6, "lone surrogate in a \\u escape")
+                                    );
                                 }
                             } else if (0xDC00..0xE000).contains(&hi) {
                                 return Err(self.error_at(i - 6, "lone surrogate in a \\u escape"));
@@ -656,13 +669,17 @@ impl<'a> Parser<'a> {
                         other => {
                             return Err(self.error_at(
                                 i - 1,
-                                format!("invalid escape `\\{}`", char::from(other).escape_default()),
+                                format!(
+                                    "invalid escape `\\{}`",
+                                    char::from(other).escape_default()
+                                ),
                             ))
                         }
                     }
                 }
                 _ => {
-                    let run_end = memchr::memchr2(b'"', b'\\', &bytes[i..]).map_or(bytes.len(), |o| i + o);
+                    let run_end =
+                        memchr::memchr2(b'"', b'\\', &bytes[i..]).map_or(bytes.len(), |o| i + o);
                     if let Some(bad) = bytes[i..run_end].iter().position(|&b| b < 0x20) {
                         return Err(self.error_at(i + bad, "raw control character in a string"));
                     }
@@ -825,12 +842,22 @@ pub fn write_scalar(node: &Node<'_>, doc: &Doc<'_>, out: &mut String) {
     }
 }
 
-/// Writes a float as orjson does (ryu's shortest round trip; non-finite as `null`).
+/// Writes a float as orjson does: ryu's shortest round trip with a signed exponent (`1e+20`,
+/// `1.5e-7`); non-finite values as `null`.
 pub fn write_f64(v: f64, out: &mut String) {
-    if v.is_finite() {
-        out.push_str(ryu::Buffer::new().format_finite(v));
-    } else {
+    if !v.is_finite() {
         out.push_str("null");
+        return;
+    }
+    let mut buf = ryu::Buffer::new();
+    let s = buf.format_finite(v);
+    match s.find('e') {
+        Some(i) if s.as_bytes().get(i + 1).is_some_and(u8::is_ascii_digit) => {
+            out.push_str(&s[..=i]);
+            out.push('+');
+            out.push_str(&s[i + 1..]);
+        }
+        _ => out.push_str(s),
     }
 }
 
@@ -908,6 +935,29 @@ mod tests {
     }
 
     #[test]
+    fn floats_print_like_orjson() {
+        let mut s = String::new();
+        for v in [
+            1e20,
+            1e15,
+            1e-5,
+            1.5e-7,
+            12345678901234567.0,
+            1.5e300,
+            -2e-10,
+            100.0,
+        ] {
+            write_f64(v, &mut s);
+            s.push(' ');
+        }
+        // python -c "import orjson; print(orjson.dumps([...]))"
+        assert_eq!(
+            s,
+            "1e+20 1000000000000000.0 0.00001 1.5e-7 1.2345678901234568e+16 1.5e+300 -2e-10 100.0 "
+        );
+    }
+
+    #[test]
     fn keeps_big_integers_exact() {
         let mut p = Parser::new("123456789012345678901234567890 -99999999999999999999");
         let mut doc = Doc::new();
@@ -932,7 +982,17 @@ mod tests {
         let err = parse_all("{\"a\": 1}\n{\"b\": }").expect_err("bad");
         assert_eq!((err.line, err.column), (2, 7));
         assert!(err.message.contains("expected a JSON value"), "{err}");
-        for bad in ["{\"a\" 1}", "[1,]", "{'a': 1}", "\"abc", "[1 2]", "01", "\"\\ud800\"", "{\"a\":1,}", "tru"] {
+        for bad in [
+            "{\"a\" 1}",
+            "[1,]",
+            "{'a': 1}",
+            "\"abc",
+            "[1 2]",
+            "01",
+            "\"\\ud800\"",
+            "{\"a\":1,}",
+            "tru",
+        ] {
             assert!(parse_all(bad).is_err(), "{bad} must fail");
         }
     }

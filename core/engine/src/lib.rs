@@ -14,6 +14,7 @@ pub mod hash;
 pub mod json;
 pub mod naming;
 pub mod normalize;
+pub mod pipeline;
 pub mod schema;
 pub mod types;
 pub mod writer;

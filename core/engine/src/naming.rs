@@ -398,7 +398,10 @@ fn snake_case_core(ident: &str) -> String {
     let mut b = Vec::with_capacity(n + n / 2 + 2);
     let mut i = 0;
     while i < n {
-        if a[i] != b'_' && i + 2 < n && a[i + 1].is_ascii_uppercase() && a[i + 2].is_ascii_lowercase()
+        if a[i] != b'_'
+            && i + 2 < n
+            && a[i + 1].is_ascii_uppercase()
+            && a[i + 2].is_ascii_lowercase()
         {
             b.push(a[i]);
             b.push(b'_');
@@ -423,7 +426,9 @@ fn snake_case_core(ident: &str) -> String {
     let mut i = 0;
     while i < n {
         let x = b[i];
-        if (x.is_ascii_lowercase() || x.is_ascii_digit()) && i + 1 < n && b[i + 1].is_ascii_uppercase()
+        if (x.is_ascii_lowercase() || x.is_ascii_digit())
+            && i + 1 < n
+            && b[i + 1].is_ascii_uppercase()
         {
             c.push(x);
             c.push(b'_');
@@ -549,7 +554,10 @@ mod tests {
             checked += 1;
         }
 
-        for ex in golden["shorten_fragments_examples"].as_array().expect("fragments") {
+        for ex in golden["shorten_fragments_examples"]
+            .as_array()
+            .expect("fragments")
+        {
             let frags: Vec<&str> = ex["fragments"]
                 .as_array()
                 .expect("fragments")
@@ -561,7 +569,9 @@ mod tests {
             let naming = Naming::new(NamingKind::SnakeCase, Some(63));
             let got = naming.shorten_fragments(&frags);
             if got != want {
-                failures.push(format!("shorten_fragments({frags:?}) = {got:?}, want {want:?}"));
+                failures.push(format!(
+                    "shorten_fragments({frags:?}) = {got:?}, want {want:?}"
+                ));
             }
             checked += 1;
         }
@@ -569,7 +579,10 @@ mod tests {
         for f in &failures {
             eprintln!("MISMATCH {f}");
         }
-        eprintln!("naming golden: {checked} cases checked, {} mismatches", failures.len());
+        eprintln!(
+            "naming golden: {checked} cases checked, {} mismatches",
+            failures.len()
+        );
         assert!(failures.is_empty(), "{} naming mismatches", failures.len());
         assert!(checked >= 540);
     }
@@ -606,7 +619,9 @@ mod tests {
     }
 
     fn snake(s: &str) -> String {
-        Naming::snake_case().normalize_identifier(s).expect("normalize")
+        Naming::snake_case()
+            .normalize_identifier(s)
+            .expect("normalize")
     }
 
     #[test]
@@ -648,7 +663,10 @@ mod tests {
         assert_eq!(snake("\x1cab\x1c"), "ab");
         assert_eq!(snake("a\u{85}"), "a");
         let duck = Naming::new(NamingKind::DuckCase, None);
-        assert_eq!(duck.normalize_identifier("Grüße \"x\"").expect("ok"), "Grüße _x_");
+        assert_eq!(
+            duck.normalize_identifier("Grüße \"x\"").expect("ok"),
+            "Grüße _x_"
+        );
         // shortening counts code points
         let duck5 = Naming::new(NamingKind::DuckCase, Some(8));
         let out = duck5.normalize_identifier("üüüüüüüüüü").expect("ok");
@@ -661,7 +679,11 @@ mod tests {
         let n = Naming::snake_case();
         assert!(n.normalize_identifier("").is_err());
         assert!(n.normalize_identifier(" \t\n").is_err());
-        for kind in [NamingKind::SqlCsV1, NamingKind::DuckCase, NamingKind::Direct] {
+        for kind in [
+            NamingKind::SqlCsV1,
+            NamingKind::DuckCase,
+            NamingKind::Direct,
+        ] {
             assert!(Naming::new(kind, None).normalize_identifier("  ").is_err());
         }
     }
@@ -674,12 +696,18 @@ mod tests {
         assert_eq!(n.normalize_path("__leading"), "leading");
         assert_eq!(n.normalize_path("__"), "");
         assert_eq!(n.normalize_path("   "), "");
-        assert_eq!(n.normalize_path("Parent__ChildItems"), "parent__child_items");
+        assert_eq!(
+            n.normalize_path("Parent__ChildItems"),
+            "parent__child_items"
+        );
         assert_eq!(n.normalize_path("a__ __b"), "a__b");
         let d = Naming::new(NamingKind::Direct, None);
         assert_eq!(d.path_separator(), "▶");
         assert_eq!(d.normalize_path("Direct Table▶Kids"), "Direct Table▶Kids");
-        assert_eq!(d.shorten_fragments(&["Nested", "Inner Key"]), "Nested▶Inner Key");
+        assert_eq!(
+            d.shorten_fragments(&["Nested", "Inner Key"]),
+            "Nested▶Inner Key"
+        );
         assert_eq!(n.shorten_fragments(&[]), "");
         assert_eq!(n.shorten_fragments(&["a", " ", "b"]), "a__b");
     }
@@ -696,7 +724,10 @@ mod tests {
             assert_eq!(NamingKind::parse(kind.name()), Some(kind));
             let module = format!("dlt.common.normalizers.naming.{}", kind.name());
             assert_eq!(NamingKind::parse(&module), Some(kind));
-            assert_eq!(NamingKind::parse(&format!("{module}.NamingConvention")), Some(kind));
+            assert_eq!(
+                NamingKind::parse(&format!("{module}.NamingConvention")),
+                Some(kind)
+            );
         }
         assert_eq!(
             NamingKind::parse("dlt.common.normalizers.names.snake_case"),

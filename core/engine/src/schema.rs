@@ -49,9 +49,9 @@ impl SimpleRegex {
     /// Compiles a simple regex.
     pub fn compile(text: &str) -> Result<Self> {
         match text.strip_prefix("re:") {
-            Some(rx) => regex::Regex::new(rx)
-                .map(SimpleRegex::Regex)
-                .map_err(|e| Error::schema(format!("invalid regex `{text}` in schema settings: {e}"))),
+            Some(rx) => regex::Regex::new(rx).map(SimpleRegex::Regex).map_err(|e| {
+                Error::schema(format!("invalid regex `{text}` in schema settings: {e}"))
+            }),
             None => Ok(SimpleRegex::Exact(text.to_string())),
         }
     }
@@ -167,7 +167,12 @@ impl Schema {
             for name in names {
                 let rx: Result<Vec<SimpleRegex>> = hints[name]
                     .as_array()
-                    .map(|a| a.iter().filter_map(Value::as_str).map(SimpleRegex::compile).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(SimpleRegex::compile)
+                            .collect()
+                    })
                     .unwrap_or_else(|| Ok(Vec::new()));
                 self.hints.push((name.clone(), rx?));
             }
@@ -175,10 +180,9 @@ impl Schema {
         self.preferred.clear();
         if let Some(Value::Object(types)) = settings.get("preferred_types") {
             for (rx, t) in types {
-                let dt = t
-                    .as_str()
-                    .and_then(DataType::parse)
-                    .ok_or_else(|| Error::schema(format!("invalid preferred type for `{rx}`: {t}")))?;
+                let dt = t.as_str().and_then(DataType::parse).ok_or_else(|| {
+                    Error::schema(format!("invalid preferred type for `{rx}`: {t}"))
+                })?;
                 self.preferred.push((SimpleRegex::compile(rx)?, dt));
             }
         }
@@ -277,6 +281,16 @@ impl Schema {
             self.doc.version += 1;
         }
         true
+    }
+
+    /// Takes over the version, version hash, previous hashes and "fresh" marker of `other`
+    /// (the same schema at an earlier stage), so the next [`Schema::bump_version`] counts from
+    /// there.
+    pub fn adopt_version_of(&mut self, other: &Schema) {
+        self.doc.version = other.doc.version;
+        self.doc.version_hash = other.doc.version_hash.clone();
+        self.doc.previous_hashes = other.doc.previous_hashes.clone();
+        self.fresh = other.fresh;
     }
 
     /// Whether the default hint `hint` (e.g. `not_null`) matches column `name`.
@@ -385,10 +399,7 @@ impl Schema {
     /// The propagation config of the relational normalizer:
     /// `normalizers.json.config.propagation.tables.<root> = {_dlt_id: _dlt_root_id}`.
     pub fn propagates_root_id(&self, root: &str) -> bool {
-        let prop = self
-            .doc
-            .normalizers
-            .pointer("/json/config/propagation");
+        let prop = self.doc.normalizers.pointer("/json/config/propagation");
         let Some(prop) = prop else { return false };
         if prop.pointer("/root/_dlt_id").is_some() {
             return true;
@@ -401,16 +412,19 @@ impl Schema {
 
     /// Adds root id propagation for the root table `root`.
     pub fn add_root_propagation(&mut self, root: &str) {
-        let json_cfg = self
-            .doc
-            .normalizers
-            .as_object_mut()
-            .map(|n| n.entry("json").or_insert_with(|| json!({"module": RELATIONAL_MODULE})));
-        let Some(Value::Object(json_cfg)) = json_cfg else { return };
+        let json_cfg = self.doc.normalizers.as_object_mut().map(|n| {
+            n.entry("json")
+                .or_insert_with(|| json!({"module": RELATIONAL_MODULE}))
+        });
+        let Some(Value::Object(json_cfg)) = json_cfg else {
+            return;
+        };
         let config = json_cfg
             .entry("config")
             .or_insert_with(|| Value::Object(Default::default()));
-        let Value::Object(config) = config else { return };
+        let Value::Object(config) = config else {
+            return;
+        };
         let prop = config
             .entry("propagation")
             .or_insert_with(|| Value::Object(Default::default()));
@@ -462,7 +476,10 @@ mod tests {
         let s = Schema::new("golden_merge_upsert", Naming::snake_case());
         assert_eq!(s.version(), 1);
         let v = s.to_value();
-        assert_eq!(v["tables"]["_dlt_loads"]["columns"]["load_id"]["precision"], 64);
+        assert_eq!(
+            v["tables"]["_dlt_loads"]["columns"]["load_id"]["precision"],
+            64
+        );
         assert_eq!(v["normalizers"]["names"], "snake_case");
         assert!(s.infer_hint("not_null", "_dlt_id"));
         assert!(!s.infer_hint("not_null", "id"));
@@ -477,7 +494,13 @@ mod tests {
     fn versions_bump_like_dlt() {
         let mut s = Schema::new("x", Naming::snake_case());
         let h0 = s.version_hash().to_string();
-        s.doc_mut().tables.insert("t".into(), Table { name: "t".into(), ..Default::default() });
+        s.doc_mut().tables.insert(
+            "t".into(),
+            Table {
+                name: "t".into(),
+                ..Default::default()
+            },
+        );
         assert!(s.bump_version());
         assert_eq!(s.version(), 1, "the first change keeps version 1");
         assert_eq!(s.doc().previous_hashes, vec![h0.clone()]);

@@ -15,6 +15,7 @@ use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::{WriterProperties, WriterVersion};
+use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use crate::normalize::BatchSink;
@@ -52,7 +53,9 @@ pub struct ParquetWriter {
 
 impl std::fmt::Debug for ParquetWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ParquetWriter").field("dir", &self.dir).finish()
+        f.debug_struct("ParquetWriter")
+            .field("dir", &self.dir)
+            .finish()
     }
 }
 
@@ -82,11 +85,16 @@ impl ParquetWriter {
     /// A writer into `dir` (created if missing).
     pub fn new(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let props = WriterProperties::builder()
+        let mut builder = WriterProperties::builder()
             .set_writer_version(WriterVersion::PARQUET_2_0)
-            .set_compression(Compression::SNAPPY)
+            .set_compression(Compression::SNAPPY);
+        // unique per row: a dictionary would only grow and then be abandoned
+        for col in ["_dlt_id", "_dlt_parent_id", "_dlt_root_id"] {
+            builder = builder.set_column_dictionary_enabled(ColumnPath::from(col), false);
+        }
+        let props = builder
             .set_max_row_group_row_count(Some(128 * 1024))
-            .set_max_row_group_bytes(Some(64 << 20))
+            .set_max_row_group_bytes(Some(16 << 20))
             .build();
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -98,7 +106,12 @@ impl ParquetWriter {
 
     fn close(&mut self, table: &str) -> Result<()> {
         if let Some(f) = self.open.remove(table) {
-            f.writer.close()?;
+            // finish the file and make it durable before the package is committed
+            let buffered = f.writer.into_inner()?;
+            let file = buffered
+                .into_inner()
+                .map_err(|e| Error::io(&f.path, e.error()))?;
+            file.sync_all().map_err(|e| Error::io(&f.path, e))?;
             let bytes = std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0);
             self.jobs.push(JobFile {
                 table: table.to_string(),
@@ -178,10 +191,14 @@ mod tests {
             Field::new("a", DataType::Int64, true),
             Field::new("b", DataType::Int64, true),
         ]));
-        let b1 = RecordBatch::try_new(one, vec![Arc::new(Int64Array::from(vec![1, 2]))]).expect("b1");
+        let b1 =
+            RecordBatch::try_new(one, vec![Arc::new(Int64Array::from(vec![1, 2]))]).expect("b1");
         let b2 = RecordBatch::try_new(
             two,
-            vec![Arc::new(Int64Array::from(vec![3])), Arc::new(Int64Array::from(vec![4]))],
+            vec![
+                Arc::new(Int64Array::from(vec![3])),
+                Arc::new(Int64Array::from(vec![4])),
+            ],
         )
         .expect("b2");
         w.write("my table/x", b1.clone()).expect("w1");
@@ -191,6 +208,11 @@ mod tests {
         assert_eq!(jobs.len(), 2);
         assert_eq!(jobs[0].rows, 4);
         assert_eq!(jobs[1].rows, 1);
-        assert!(jobs[0].path.file_name().expect("name").to_string_lossy().starts_with("my%20table%2Fx."));
+        assert!(jobs[0]
+            .path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .starts_with("my%20table%2Fx."));
     }
 }

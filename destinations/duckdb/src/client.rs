@@ -58,7 +58,10 @@ impl DuckDbClient {
                 "duckdb credentials `:memory:` are not supported: the data would vanish when the load ends\nhint: give a file path, e.g. credentials = \"my_pipeline.duckdb\"",
             ));
         }
-        if let Some(parent) = Path::new(&path).parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Some(parent) = Path::new(&path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
             if !parent.exists() {
                 return Err(Error::config(format!(
                     "the folder of the duckdb database `{path}` does not exist\nhint: create it or point `credentials` elsewhere"
@@ -69,7 +72,8 @@ impl DuckDbClient {
             let msg = e.to_string();
             let mut err = db_err(format!("cannot open the duckdb database `{path}`"), e);
             if msg.contains("lock") {
-                err.message.push_str("\nhint: another process has the database open; close it and retry");
+                err.message
+                    .push_str("\nhint: another process has the database open; close it and retry");
                 err.retryable = true;
             }
             err
@@ -132,7 +136,12 @@ impl DuckDbClient {
     }
 
     /// Creates missing tables and columns of `tables` in `dataset`.
-    fn sync_tables(&self, dataset: &str, tables: &[&Table], update: &mut SchemaUpdate) -> Result<()> {
+    fn sync_tables(
+        &self,
+        dataset: &str,
+        tables: &[&Table],
+        update: &mut SchemaUpdate,
+    ) -> Result<()> {
         self.exec(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote(dataset)))?;
         let existing = self.existing_columns(dataset)?;
         for t in tables {
@@ -143,15 +152,20 @@ impl DuckDbClient {
             match existing.get(&t.name) {
                 None => {
                     self.exec(&sql::create_table(dataset, t))?;
-                    update
-                        .created_tables
-                        .insert(t.name.clone(), cols.iter().map(|c| c.name.clone()).collect());
+                    update.created_tables.insert(
+                        t.name.clone(),
+                        cols.iter().map(|c| c.name.clone()).collect(),
+                    );
                 }
                 Some(have) => {
                     for c in cols {
                         if !have.contains(&c.name) {
                             self.exec(&sql::add_column(dataset, &t.name, c))?;
-                            update.added_columns.entry(t.name.clone()).or_default().push(c.name.clone());
+                            update
+                                .added_columns
+                                .entry(t.name.clone())
+                                .or_default()
+                                .push(c.name.clone());
                         }
                     }
                 }
@@ -175,7 +189,12 @@ impl DuckDbClient {
                 .extra
                 .get("root_tables")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect::<Vec<_>>())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(String::from)
+                        .collect::<Vec<_>>()
+                })
                 .unwrap_or_default();
             for t in plan.jobs.iter().map(|j| j.table_name.clone()).chain(listed) {
                 let root = schema.root_of(&t).to_string();
@@ -214,7 +233,10 @@ impl DuckDbClient {
 
 fn truncate(sql: &str) -> String {
     if sql.len() > 300 {
-        format!("{}...", &sql[..sql.char_indices().nth(300).map_or(sql.len(), |(i, _)| i)])
+        format!(
+            "{}...",
+            &sql[..sql.char_indices().nth(300).map_or(sql.len(), |(i, _)| i)]
+        )
     } else {
         sql.to_string()
     }
@@ -228,7 +250,10 @@ impl Drop for DuckDbClient {
 
 impl DestinationClient for DuckDbClient {
     fn initialize_storage(&mut self) -> Result<()> {
-        self.exec(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote(&self.dataset)))
+        self.exec(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            quote(&self.dataset)
+        ))
     }
 
     fn is_storage_initialized(&mut self) -> Result<bool> {
@@ -259,9 +284,17 @@ impl DestinationClient for DuckDbClient {
             "SELECT version, engine_version, CAST(inserted_at AS VARCHAR), schema_name, version_hash, schema FROM {} WHERE schema_name = ? ORDER BY inserted_at DESC, version DESC LIMIT 1",
             sql::qualified(&self.dataset, "_dlt_version")
         );
-        let mut stmt = self.con.prepare(&sql).map_err(|e| db_err("cannot read _dlt_version", e))?;
-        let mut rows = stmt.query(params![schema_name]).map_err(|e| db_err("cannot read _dlt_version", e))?;
-        match rows.next().map_err(|e| db_err("cannot read _dlt_version", e))? {
+        let mut stmt = self
+            .con
+            .prepare(&sql)
+            .map_err(|e| db_err("cannot read _dlt_version", e))?;
+        let mut rows = stmt
+            .query(params![schema_name])
+            .map_err(|e| db_err("cannot read _dlt_version", e))?;
+        match rows
+            .next()
+            .map_err(|e| db_err("cannot read _dlt_version", e))?
+        {
             None => Ok(None),
             Some(r) => Ok(Some(StoredSchema {
                 version: r.get(0).map_err(|e| db_err("_dlt_version", e))?,
@@ -285,8 +318,13 @@ impl DestinationClient for DuckDbClient {
             sql::qualified(&self.dataset, "_dlt_pipeline_state"),
             sql::qualified(&self.dataset, "_dlt_loads")
         );
-        let mut stmt = self.con.prepare(&sql).map_err(|e| db_err("cannot read the pipeline state", e))?;
-        let mut rows = stmt.query(params![pipeline_name]).map_err(|e| db_err("cannot read the pipeline state", e))?;
+        let mut stmt = self
+            .con
+            .prepare(&sql)
+            .map_err(|e| db_err("cannot read the pipeline state", e))?;
+        let mut rows = stmt
+            .query(params![pipeline_name])
+            .map_err(|e| db_err("cannot read the pipeline state", e))?;
         match rows.next().map_err(|e| db_err("pipeline state", e))? {
             None => Ok(None),
             Some(r) => Ok(Some(StoredState {
@@ -332,7 +370,9 @@ impl DestinationClient for DuckDbClient {
             )
             .map_err(|e| db_err("cannot read _dlt_version", e))?;
         if n == 0 {
-            let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f+00").to_string();
+            let now = chrono::Utc::now()
+                .format("%Y-%m-%d %H:%M:%S%.6f+00")
+                .to_string();
             self.con
                 .execute(
                     &format!(
@@ -376,11 +416,17 @@ impl DestinationClient for DuckDbClient {
                 let chain = sql::chain(&schema, root);
                 if self.uses_staging(root)? {
                     for t in &chain {
-                        self.exec(&format!("DELETE FROM {}", sql::qualified(&self.staging, &t.name)))?;
+                        self.exec(&format!(
+                            "DELETE FROM {}",
+                            sql::qualified(&self.staging, &t.name)
+                        ))?;
                     }
                 } else if schema.write_disposition_of(root) == WriteDisposition::Replace {
                     for t in &chain {
-                        self.exec(&format!("DELETE FROM {}", sql::qualified(&self.dataset, &t.name)))?;
+                        self.exec(&format!(
+                            "DELETE FROM {}",
+                            sql::qualified(&self.dataset, &t.name)
+                        ))?;
                     }
                 }
             }
@@ -402,7 +448,8 @@ impl DestinationClient for DuckDbClient {
     ) -> Result<JobReport> {
         // stage the batches as a parquet file DuckDB reads itself
         let dir = std::env::temp_dir().join(format!("sluice-duckdb-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("`{}`: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("`{}`: {e}", dir.display())))?;
         let path = dir.join(format!("{}.{}.parquet", load_id, rand::random::<u64>()));
         {
             let file = std::fs::File::create(&path)
@@ -413,9 +460,13 @@ impl DestinationClient for DuckDbClient {
             for batch in data {
                 cancel.check()?;
                 let batch = batch.map_err(Error::from)?;
-                writer.write(&batch).map_err(|e| Error::internal(format!("parquet: {e}")))?;
+                writer
+                    .write(&batch)
+                    .map_err(|e| Error::internal(format!("parquet: {e}")))?;
             }
-            writer.close().map_err(|e| Error::internal(format!("parquet: {e}")))?;
+            writer
+                .close()
+                .map_err(|e| Error::internal(format!("parquet: {e}")))?;
         }
         let report = self.load_file(load_id, job, &path, cancel);
         let _ = std::fs::remove_file(&path);
@@ -431,7 +482,9 @@ impl DestinationClient for DuckDbClient {
     ) -> Result<JobReport> {
         cancel.check()?;
         if !self.in_transaction {
-            return Err(Error::internal("a job was loaded outside start_load/complete_load"));
+            return Err(Error::internal(
+                "a job was loaded outside start_load/complete_load",
+            ));
         }
         let root = self.schema()?.root_of(&job.table_name).to_string();
         let dataset = if self.uses_staging(&root)? {
@@ -447,7 +500,11 @@ impl DestinationClient for DuckDbClient {
         tracing::debug!(target: "sluice::duckdb", "{sql}");
         let rows = self.con.execute(&sql, []).map_err(|e| {
             db_err(
-                format!("cannot load `{}` into table `{}`", path.display(), job.table_name),
+                format!(
+                    "cannot load `{}` into table `{}`",
+                    path.display(),
+                    job.table_name
+                ),
                 e,
             )
         })?;
@@ -472,24 +529,43 @@ impl DestinationClient for DuckDbClient {
                     continue;
                 }
                 let statements = match schema.write_disposition_of(&root) {
-                    WriteDisposition::Replace => sql::insert_from_staging(&self.dataset, &self.staging, &chain),
-                    WriteDisposition::Merge => match chain[0].merge_strategy().unwrap_or_default() {
-                        MergeStrategy::DeleteInsert => sql::delete_insert(&self.dataset, &self.staging, &chain, &suffix),
-                        MergeStrategy::Upsert => sql::upsert(&self.dataset, &self.staging, &chain, &suffix),
-                        MergeStrategy::InsertOnly => sql::insert_only(&self.dataset, &self.staging, &chain),
-                        MergeStrategy::Scd2 => {
-                            let boundary = chain[0]
-                                .extra
-                                .get("x-boundary-timestamp")
-                                .and_then(Value::as_str)
-                                .map(String::from)
-                                .or_else(|| {
-                                    completion.extra.get("created_at").and_then(Value::as_str).map(String::from)
-                                })
-                                .unwrap_or_else(|| completion.inserted_at.clone());
-                            sql::scd2(&self.dataset, &self.staging, &chain, &format!("{}::TIMESTAMPTZ", literal(&boundary)))
+                    WriteDisposition::Replace => {
+                        sql::insert_from_staging(&self.dataset, &self.staging, &chain)
+                    }
+                    WriteDisposition::Merge => {
+                        match chain[0].merge_strategy().unwrap_or_default() {
+                            MergeStrategy::DeleteInsert => {
+                                sql::delete_insert(&self.dataset, &self.staging, &chain, &suffix)
+                            }
+                            MergeStrategy::Upsert => {
+                                sql::upsert(&self.dataset, &self.staging, &chain, &suffix)
+                            }
+                            MergeStrategy::InsertOnly => {
+                                sql::insert_only(&self.dataset, &self.staging, &chain)
+                            }
+                            MergeStrategy::Scd2 => {
+                                let boundary = chain[0]
+                                    .extra
+                                    .get("x-boundary-timestamp")
+                                    .and_then(Value::as_str)
+                                    .map(String::from)
+                                    .or_else(|| {
+                                        completion
+                                            .extra
+                                            .get("created_at")
+                                            .and_then(Value::as_str)
+                                            .map(String::from)
+                                    })
+                                    .unwrap_or_else(|| completion.inserted_at.clone());
+                                sql::scd2(
+                                    &self.dataset,
+                                    &self.staging,
+                                    &chain,
+                                    &format!("{}::TIMESTAMPTZ", literal(&boundary)),
+                                )
+                            }
                         }
-                    },
+                    }
                     _ => Vec::new(),
                 };
                 for s in statements {
@@ -557,17 +633,28 @@ impl DestinationClient for DuckDbClient {
 
     fn drop_tables(&mut self, request: &DropTablesRequest) -> Result<()> {
         for t in &request.tables {
-            self.exec(&format!("DROP TABLE IF EXISTS {}", sql::qualified(&self.dataset, t)))?;
+            self.exec(&format!(
+                "DROP TABLE IF EXISTS {}",
+                sql::qualified(&self.dataset, t)
+            ))?;
             if request.staging {
-                self.exec(&format!("DROP TABLE IF EXISTS {}", sql::qualified(&self.staging, t)))?;
+                self.exec(&format!(
+                    "DROP TABLE IF EXISTS {}",
+                    sql::qualified(&self.staging, t)
+                ))?;
             }
         }
         Ok(())
     }
 
     fn query(&mut self, sql: &str, _cancel: &CancelToken) -> Result<BatchStream> {
-        let mut stmt = self.con.prepare(sql).map_err(|e| db_err("invalid query", e))?;
-        let arrow = stmt.query_arrow([]).map_err(|e| db_err("query failed", e))?;
+        let mut stmt = self
+            .con
+            .prepare(sql)
+            .map_err(|e| db_err("invalid query", e))?;
+        let arrow = stmt
+            .query_arrow([])
+            .map_err(|e| db_err("query failed", e))?;
         let schema = arrow.get_schema();
         let batches: Vec<Result<arrow_array::RecordBatch>> = arrow.map(Ok).collect();
         Ok(BatchStream::from_batches(schema, batches, None))

@@ -20,9 +20,9 @@ pub mod sql;
 pub mod types;
 
 pub use client::DuckDbClient;
+pub use config::DuckDbConfig;
 /// The duckdb crate this destination links (for tests that inspect a database directly).
 pub use duckdb;
-pub use config::DuckDbConfig;
 
 use sluice_sdk::destination::ClientRequest;
 use sluice_sdk::schema::{MergeStrategy, ReplaceStrategy};

@@ -54,7 +54,10 @@ fn col_list(cols: &[&Column], prefix: &str) -> String {
 
 /// The condition under which a staged row is a hard delete, or None.
 fn hard_delete_condition(table: &Table, alias: &str) -> Option<String> {
-    let col = table.columns.values().find(|c| c.hint("hard_delete") && c.is_complete())?;
+    let col = table
+        .columns
+        .values()
+        .find(|c| c.hint("hard_delete") && c.is_complete())?;
     let q = format!("{alias}{}", quote(&col.name));
     Some(if col.data_type == Some(DataType::Bool) {
         format!("{q} = TRUE")
@@ -64,7 +67,10 @@ fn hard_delete_condition(table: &Table, alias: &str) -> Option<String> {
 }
 
 fn not_deleted(table: &Table, alias: &str) -> Option<String> {
-    let col = table.columns.values().find(|c| c.hint("hard_delete") && c.is_complete())?;
+    let col = table
+        .columns
+        .values()
+        .find(|c| c.hint("hard_delete") && c.is_complete())?;
     let q = format!("{alias}{}", quote(&col.name));
     Some(if col.data_type == Some(DataType::Bool) {
         format!("{q} IS DISTINCT FROM TRUE")
@@ -128,7 +134,12 @@ fn row_key<'a>(t: &'a Table, hint: &str, default: &'a str) -> &'a str {
 }
 
 /// Merge with `delete-insert` (spec g.3).
-pub fn delete_insert(dataset: &str, staging: &str, chain: &[&Table], temp_suffix: &str) -> Vec<String> {
+pub fn delete_insert(
+    dataset: &str,
+    staging: &str,
+    chain: &[&Table],
+    temp_suffix: &str,
+) -> Vec<String> {
     let root = chain[0];
     let Some(cond) = key_condition(root) else {
         // no keys: merge behaves like append
@@ -156,7 +167,9 @@ pub fn delete_insert(dataset: &str, staging: &str, chain: &[&Table], temp_suffix
                 qualified(dataset, &t.name)
             ));
         }
-        out.push(format!("DELETE FROM {d} WHERE {root_id} IN (SELECT * FROM {del})"));
+        out.push(format!(
+            "DELETE FROM {d} WHERE {root_id} IN (SELECT * FROM {del})"
+        ));
         out.push(format!("DROP TABLE {del}"));
     }
     // 2. insert, deduplicated on the primary key
@@ -174,7 +187,11 @@ pub fn delete_insert(dataset: &str, staging: &str, chain: &[&Table], temp_suffix
             Some(c) => format!(
                 "{} {}",
                 quote(&c.name),
-                if c.dedup_sort.as_deref() == Some("asc") { "ASC" } else { "DESC" }
+                if c.dedup_sort.as_deref() == Some("asc") {
+                    "ASC"
+                } else {
+                    "DESC"
+                }
             ),
             // dlt's (SELECT NULL): the first staged row wins, which DuckDB keeps in rowid order
             None => "rowid".to_string(),
@@ -189,11 +206,17 @@ pub fn delete_insert(dataset: &str, staging: &str, chain: &[&Table], temp_suffix
             cols = col_list(&root_cols, "")
         )
     } else {
-        let filter = not_del.as_ref().map(|nd| format!(" WHERE {nd}")).unwrap_or_default();
+        let filter = not_del
+            .as_ref()
+            .map(|nd| format!(" WHERE {nd}"))
+            .unwrap_or_default();
         format!("SELECT {} FROM {s}{filter}", col_list(&root_cols, ""))
     };
     if nested.is_empty() {
-        out.push(format!("INSERT INTO {d} ({}) {select_root}", col_list(&root_cols, "")));
+        out.push(format!(
+            "INSERT INTO {d} ({}) {select_root}",
+            col_list(&root_cols, "")
+        ));
     } else {
         let ins = quote(&format!("{}_insert_{temp_suffix}", root.name));
         out.push(format!(
@@ -284,7 +307,9 @@ pub fn insert_only(dataset: &str, staging: &str, chain: &[&Table]) -> Vec<String
         .map(|k| format!("d.{q} = s.{q}", q = quote(k)))
         .collect::<Vec<_>>()
         .join(" AND ");
-    let filter = not_deleted(root, "s.").map(|c| format!(" AND {c}")).unwrap_or_default();
+    let filter = not_deleted(root, "s.")
+        .map(|c| format!(" AND {c}"))
+        .unwrap_or_default();
     let mut out = vec![format!(
         "INSERT INTO {dt} ({c}) SELECT {sc} FROM {st} AS s WHERE NOT EXISTS (SELECT 1 FROM {dt} AS d WHERE {on}){filter}",
         dt = qualified(dataset, &root.name),

@@ -31,7 +31,10 @@ pub fn column_type(c: &Column) -> String {
         DataType::Time => "TIME".into(),
         DataType::Decimal => {
             let p = c.precision.unwrap_or(38).clamp(1, 38);
-            let s = c.scale.unwrap_or(if c.precision.is_some() { 0 } else { 9 }).min(p);
+            let s = c
+                .scale
+                .unwrap_or(if c.precision.is_some() { 0 } else { 9 })
+                .min(p);
             format!("DECIMAL({p},{s})")
         }
         DataType::Wei => "DECIMAL(38,0)".into(),

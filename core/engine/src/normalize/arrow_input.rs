@@ -87,16 +87,26 @@ pub fn column_of_field(name: &str, field: &Field) -> Column {
         ArrowType::Null => DataType::Text,
         _ => DataType::Json,
     });
-    if field.metadata().get(super::buffer::DLT_TYPE_METADATA).map(String::as_str) == Some("json") {
+    if field
+        .metadata()
+        .get(super::buffer::DLT_TYPE_METADATA)
+        .map(String::as_str)
+        == Some("json")
+    {
         c.data_type = Some(DataType::Json);
     }
     c
 }
 
-impl<S: BatchSink> Normalizer<'_, S> {
+impl<S: BatchSink> Normalizer<S> {
     /// Passes a typed Arrow batch of root table `table` through: normalized names, new columns
     /// added to the schema (subject to the contract), system columns appended.
-    pub fn normalize_arrow(&mut self, table: &str, batch: &RecordBatch, options: ArrowOptions) -> Result<()> {
+    pub fn normalize_arrow(
+        &mut self,
+        table: &str,
+        batch: &RecordBatch,
+        options: ArrowOptions,
+    ) -> Result<()> {
         let tid = self.table_id(table, vec![Box::from(table)], None);
         if self.filtered_tables.contains(table) || batch.num_rows() == 0 {
             return Ok(());
@@ -108,7 +118,11 @@ impl<S: BatchSink> Normalizer<'_, S> {
         for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
             let name = naming.normalize_path(field.name());
             let incoming = column_of_field(&name, field);
-            let existing = self.schema.table(table).and_then(|t| t.columns.get(&name)).cloned();
+            let existing = self
+                .schema
+                .table(table)
+                .and_then(|t| t.columns.get(&name))
+                .cloned();
             let (array, column) = match existing {
                 Some(c) if c.is_complete() => {
                     let want = super::buffer::arrow_type_of(&c);
@@ -142,15 +156,31 @@ impl<S: BatchSink> Normalizer<'_, S> {
         }
         let rows = batch.num_rows();
         if options.add_dlt_load_id {
-            if self.schema.table(table).and_then(|t| t.columns.get(cols::LOAD_ID)).is_none() {
-                new_columns.push(self.schema.infer_column(cols::LOAD_ID, DataType::Text, false));
+            if self
+                .schema
+                .table(table)
+                .and_then(|t| t.columns.get(cols::LOAD_ID))
+                .is_none()
+            {
+                new_columns.push(
+                    self.schema
+                        .infer_column(cols::LOAD_ID, DataType::Text, false),
+                );
             }
             fields.push(Field::new(cols::LOAD_ID, ArrowType::Utf8, false));
             arrays.push(Arc::new(StringArray::from(vec![&*self.load_id; rows])));
         }
         if options.add_dlt_id {
-            if self.schema.table(table).and_then(|t| t.columns.get(cols::DLT_ID)).is_none() {
-                new_columns.push(self.schema.infer_column(cols::DLT_ID, DataType::Text, false));
+            if self
+                .schema
+                .table(table)
+                .and_then(|t| t.columns.get(cols::DLT_ID))
+                .is_none()
+            {
+                new_columns.push(
+                    self.schema
+                        .infer_column(cols::DLT_ID, DataType::Text, false),
+                );
             }
             let ids: Vec<String> = (0..rows).map(|_| hash::random_row_id()).collect();
             fields.push(Field::new(cols::DLT_ID, ArrowType::Utf8, false));
@@ -168,9 +198,8 @@ impl<S: BatchSink> Normalizer<'_, S> {
                 .iter()
                 .enumerate()
                 .filter(|(_, f)| {
-                    self.filtered_columns
-                        .get(table)
-                        .is_some_and(|m| m.contains_key(f.name()) && !kept_names.contains(f.name()))
+                    self.tables[tid].filters.contains_key(f.name())
+                        && !kept_names.contains(f.name())
                 })
                 .map(|(i, _)| i)
                 .collect();

@@ -45,7 +45,9 @@ pub fn arrow_type_of(column: &Column) -> ArrowType {
 /// Precision and scale of a decimal column (dlt's default 38, 9).
 pub fn decimal_precision(column: &Column) -> (u8, i8) {
     let p = column.precision.unwrap_or(38).clamp(1, 38) as u8;
-    let s = column.scale.unwrap_or(if column.precision.is_some() { 0 } else { 9 });
+    let s = column
+        .scale
+        .unwrap_or(if column.precision.is_some() { 0 } else { 9 });
     (p, (s as i8).min(p as i8))
 }
 
@@ -289,7 +291,10 @@ impl TableBuffer {
     /// The Arrow schema of the current columns.
     pub fn arrow_schema(&self) -> SchemaRef {
         Arc::new(ArrowSchema::new(
-            self.columns.iter().map(|c| c.field.clone()).collect::<Vec<_>>(),
+            self.columns
+                .iter()
+                .map(|c| c.field.clone())
+                .collect::<Vec<_>>(),
         ))
     }
 
@@ -303,7 +308,9 @@ impl TableBuffer {
         let arrays: Vec<ArrayRef> = self.columns.iter_mut().map(|c| c.finish(rows)).collect();
         self.rows = 0;
         let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(rows));
-        Ok(Some(RecordBatch::try_new_with_options(schema, arrays, &options)?))
+        Ok(Some(RecordBatch::try_new_with_options(
+            schema, arrays, &options,
+        )?))
     }
 }
 
@@ -330,7 +337,9 @@ mod tests {
         let b = t.add_column(&Column::new("b", DataType::Text));
         t.columns[a].append(0, &Coerced::Bigint(1)).expect("a");
         t.rows = 1;
-        t.columns[b].append(1, &Coerced::Text("x".into())).expect("b");
+        t.columns[b]
+            .append(1, &Coerced::Text("x".into()))
+            .expect("b");
         t.rows = 2;
         let batch = t.finish().expect("finish").expect("batch");
         assert_eq!(batch.num_rows(), 2);

@@ -74,7 +74,11 @@ impl Contract {
         match v {
             Value::String(s) => {
                 let m = ContractMode::parse(s)?;
-                Some(Self { tables: m, columns: m, data_type: m })
+                Some(Self {
+                    tables: m,
+                    columns: m,
+                    data_type: m,
+                })
             }
             Value::Object(m) => {
                 let get = |k: &str| {

@@ -19,6 +19,7 @@
 pub mod arrow_input;
 pub mod buffer;
 mod contract;
+pub mod parallel;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -38,6 +39,40 @@ use crate::{hash, Error, Result};
 pub use buffer::{arrow_field_of, arrow_type_of, TableBuffer};
 pub use contract::{Contract, ContractMode};
 
+impl NormalizeReport {
+    /// Adds a chunk's output.
+    pub fn add(&mut self, out: ChunkOutput) {
+        self.items += out.items;
+        for (t, n) in out.rows {
+            *self.rows.entry(t).or_default() += n;
+        }
+        for (t, cols) in out.null_only {
+            let entry = self.null_only_columns.entry(t).or_default();
+            for c in cols {
+                if !entry.contains(&c) {
+                    entry.push(c);
+                }
+            }
+        }
+    }
+
+    /// Marks the tables that received rows as having seen data (`x-normalizer.seen-data`) and
+    /// keeps only null-only columns that were never created.
+    pub fn finalize(&mut self, schema: &mut Schema) {
+        for t in self.rows.keys() {
+            schema.mark_seen_data(t);
+        }
+        for (table, cols) in self.null_only_columns.iter_mut() {
+            let existing = schema.table(table);
+            cols.retain(|c| {
+                existing.is_none_or(|t| !t.columns.get(c).is_some_and(Column::is_complete))
+            });
+            cols.sort();
+        }
+        self.null_only_columns.retain(|_, cols| !cols.is_empty());
+    }
+}
+
 /// Where finished batches go (a load package writer, or memory in tests).
 pub trait BatchSink {
     /// Takes a finished batch of rows of `table`.
@@ -53,9 +88,25 @@ pub struct MemorySink {
 
 impl BatchSink for MemorySink {
     fn write(&mut self, table: &str, batch: RecordBatch) -> Result<()> {
-        self.tables.entry(table.to_string()).or_default().push(batch);
+        self.tables
+            .entry(table.to_string())
+            .or_default()
+            .push(batch);
         Ok(())
     }
+}
+
+/// What a normalizer produced since its last [`Normalizer::take_output`].
+#[derive(Debug, Clone, Default)]
+pub struct ChunkOutput {
+    /// Whether tables or columns were added.
+    pub schema_changed: bool,
+    /// Rows per table.
+    pub rows: BTreeMap<String, u64>,
+    /// Columns that received only nulls, per table.
+    pub null_only: BTreeMap<String, Vec<String>>,
+    /// Items read.
+    pub items: u64,
 }
 
 /// Tuning of the normalizer.
@@ -104,6 +155,10 @@ struct TrieNode {
     col: Option<usize>,
     /// child table id, for lists under this path
     list_table: Option<usize>,
+    /// whether the name is one of the system columns
+    is_sys: bool,
+    /// cached: the schema declares this name json (or a preferred type does)
+    declared_json: Option<bool>,
 }
 
 struct TableCtx {
@@ -121,6 +176,12 @@ struct TableCtx {
     primary_key: Vec<String>,
     propagate_root: bool,
     rows_total: u64,
+    /// nesting budget of the table's rows
+    max_nesting: i64,
+    /// buffer column index of each system/synthetic column, once it exists
+    sys_cols: [Option<usize>; 7],
+    /// columns a contract filtered out: column name -> mode
+    filters: AHashMap<String, ContractMode>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -130,6 +191,10 @@ enum Sys {
     ParentId,
     ListIdx,
     DltId,
+    /// the synthetic key of wrapped scalar list elements
+    Value,
+    /// the synthetic key of wrapped nested lists
+    List,
 }
 
 impl Sys {
@@ -140,6 +205,8 @@ impl Sys {
             Sys::ParentId => cols::PARENT_ID,
             Sys::ListIdx => cols::LIST_IDX,
             Sys::DltId => cols::DLT_ID,
+            Sys::Value => "value",
+            Sys::List => "list",
         }
     }
 }
@@ -148,9 +215,6 @@ impl Sys {
 enum Key {
     Node(u32),
     Sys(Sys),
-    /// the synthetic keys of wrapped list elements
-    Value,
-    List,
 }
 
 #[derive(Clone)]
@@ -181,9 +245,10 @@ struct Task<'d> {
     root_id: Option<Rc<str>>,
 }
 
-/// The normalizer of one load package.
-pub struct Normalizer<'s, S: BatchSink> {
-    schema: &'s mut Schema,
+/// The normalizer of one load package. It owns the schema while it evolves it; [`Normalizer::finish`]
+/// gives it back.
+pub struct Normalizer<S: BatchSink> {
+    schema: Schema,
     sink: S,
     options: NormalizeOptions,
     load_id: Rc<str>,
@@ -191,11 +256,14 @@ pub struct Normalizer<'s, S: BatchSink> {
     table_ids: AHashMap<String, usize>,
     contracts: AHashMap<String, Contract>,
     filtered_tables: AHashSet<String>,
-    filtered_columns: AHashMap<String, AHashMap<String, ContractMode>>,
     null_only: BTreeMap<String, AHashSet<String>>,
     items: u64,
     // reused per row
     entries: Vec<(Key, Val<'static>)>,
+    /// the current row has data keys named like system columns
+    row_has_sys_keys: bool,
+    /// columns or tables were added since the last `take_output`
+    schema_changed: bool,
     json_scratch: String,
 }
 
@@ -238,9 +306,9 @@ fn hints_of(c: &Column) -> ColumnHints {
     }
 }
 
-impl<'s, S: BatchSink> Normalizer<'s, S> {
+impl<S: BatchSink> Normalizer<S> {
     /// A normalizer writing rows of package `load_id` to `sink`, evolving `schema`.
-    pub fn new(schema: &'s mut Schema, load_id: &str, sink: S, options: NormalizeOptions) -> Self {
+    pub fn new(schema: Schema, load_id: &str, sink: S, options: NormalizeOptions) -> Self {
         Self {
             schema,
             sink,
@@ -250,17 +318,18 @@ impl<'s, S: BatchSink> Normalizer<'s, S> {
             table_ids: AHashMap::new(),
             contracts: AHashMap::new(),
             filtered_tables: AHashSet::new(),
-            filtered_columns: AHashMap::new(),
             null_only: BTreeMap::new(),
             items: 0,
             entries: Vec::new(),
+            row_has_sys_keys: false,
+            schema_changed: false,
             json_scratch: String::new(),
         }
     }
 
     /// The schema being evolved.
     pub fn schema(&self) -> &Schema {
-        self.schema
+        &self.schema
     }
 
     /// Normalizes every JSON document in `text` (whitespace-separated; a top-level array stands
@@ -292,11 +361,8 @@ impl<'s, S: BatchSink> Normalizer<'s, S> {
         if let Some(id) = self.table_ids.get(name) {
             return *id;
         }
-        let is_root = parent.is_none()
-            || self
-                .schema
-                .table(name)
-                .is_some_and(|t| t.parent.is_none());
+        let is_root =
+            parent.is_none() || self.schema.table(name).is_some_and(|t| t.parent.is_none());
         let mut ctx = TableCtx {
             name: name.to_string(),
             frags,
@@ -309,12 +375,17 @@ impl<'s, S: BatchSink> Normalizer<'s, S> {
                 name: Box::from(""),
                 col: None,
                 list_table: None,
+                is_sys: false,
+                declared_json: None,
             }],
             is_root,
             row_id: RowIdType::Random,
             primary_key: Vec::new(),
             propagate_root: false,
             rows_total: 0,
+            max_nesting: self.schema.max_nesting(name) as i64,
+            sys_cols: [None; 7],
+            filters: AHashMap::new(),
         };
         // complete columns already in the schema get buffers up front, in schema order
         if let Some(t) = self.schema.table(name) {
@@ -332,7 +403,7 @@ impl<'s, S: BatchSink> Normalizer<'s, S> {
     }
 
     fn refresh_table_settings(&self, ctx: &mut TableCtx) {
-        let schema = &*self.schema;
+        let schema = &self.schema;
         let root = schema.root_table_of(&ctx.name).to_string();
         ctx.propagate_root = schema.propagates_root_id(&root);
         if ctx.is_root {
@@ -359,7 +430,12 @@ impl<'s, S: BatchSink> Normalizer<'s, S> {
                 _ => RowIdType::Random,
             };
             ctx.primary_key = table
-                .map(|t| t.columns_with_hint("primary_key").into_iter().map(String::from).collect())
+                .map(|t| {
+                    t.columns_with_hint("primary_key")
+                        .into_iter()
+                        .map(String::from)
+                        .collect()
+                })
                 .unwrap_or_default();
         }
     }
@@ -374,8 +450,12 @@ impl<'s, S: BatchSink> Normalizer<'s, S> {
         // erase the doc lifetime: every borrow below ends before this function returns
         // (the row entries buffer is cleared at the end of each row)
         let item: NodeRef<'static, 'static> = unsafe_lifetime(item);
-        let max_nesting = self.schema.max_nesting(table) as i64;
-        let wrap = if item.is_object() { Wrap::None } else { Wrap::Value };
+        let max_nesting = self.tables[root].max_nesting;
+        let wrap = if item.is_object() {
+            Wrap::None
+        } else {
+            Wrap::Value
+        };
         let mut stack: Vec<Task<'static>> = vec![Task {
             table: root,
             value: item,
@@ -402,15 +482,18 @@ impl<'s, S: BatchSink> Normalizer<'s, S> {
         let tid = task.table;
         let mut lists: Vec<(u32, NodeRef<'static, 'static>)> = Vec::new();
         self.entries.clear();
+        self.row_has_sys_keys = false;
         match task.wrap {
             Wrap::None => self.flatten(tid, task.value, task.lvl, &mut lists)?,
-            Wrap::Value => self.entries.push((Key::Value, Val::Node(task.value))),
+            Wrap::Value => self
+                .entries
+                .push((Key::Sys(Sys::Value), Val::Node(task.value))),
             Wrap::List => {
                 // {"list": [...]}: a list inside a list
                 let node = self.trie_child(tid, 0, "list");
-                let name = self.tables[tid].trie[node as usize].name.to_string();
-                if self.is_json_typed(tid, &name, task.lvl) {
-                    self.entries.push((Key::List, Val::Node(task.value)));
+                if self.is_json_typed(tid, node, task.lvl) {
+                    self.entries
+                        .push((Key::Sys(Sys::List), Val::Node(task.value)));
                 } else {
                     lists.push((node, task.value));
                 }
@@ -426,12 +509,18 @@ impl<'s, S: BatchSink> Normalizer<'s, S> {
             self.set_entry(tid, Sys::LoadId, Val::Text(load_id));
         }
         // row id: kept if the data has a non-empty _dlt_id
-        let existing_id = self.entries.iter().find_map(|(k, v)| match (k, v) {
-            (Key::Node(n), Val::Node(node)) if &*self.tables[tid].trie[*n as usize].name == cols::DLT_ID => {
-                node.as_str().filter(|s| !s.is_empty()).map(Rc::from)
-            }
-            _ => None,
-        });
+        let existing_id = if !self.row_has_sys_keys {
+            None
+        } else {
+            self.entries.iter().find_map(|(k, v)| match (k, v) {
+                (Key::Node(n), Val::Node(node))
+                    if &*self.tables[tid].trie[*n as usize].name == cols::DLT_ID =>
+                {
+                    node.as_str().filter(|s| !s.is_empty()).map(Rc::from)
+                }
+                _ => None,
+            })
+        };
         let row_id: Rc<str> = match existing_id {
             Some(id) => id,
             None => {
@@ -441,7 +530,11 @@ impl<'s, S: BatchSink> Normalizer<'s, S> {
                     let parent = task.parent_id.clone().unwrap_or_else(|| Rc::from(""));
                     self.set_entry(tid, Sys::ParentId, Val::Text(parent.clone()));
                     self.set_entry(tid, Sys::ListIdx, Val::Int(task.idx as i64));
-                    Rc::from(hash::child_row_id(&parent, &self.tables[tid].name, task.idx))
+                    Rc::from(hash::child_row_id(
+                        &parent,
+                        &self.tables[tid].name,
+                        task.idx,
+                    ))
                 };
                 self.set_entry(tid, Sys::DltId, Val::Text(id.clone()));
                 id
@@ -488,11 +581,14 @@ impl<'s, S: BatchSink> Normalizer<'s, S> {
     /// Sets a system column of the row like a dict assignment: an existing key keeps its
     /// position and gets the new value.
     fn set_entry(&mut self, tid: usize, sys: Sys, val: Val<'static>) {
+        if !self.row_has_sys_keys {
+            self.entries.push((Key::Sys(sys), val));
+            return;
+        }
         let name = sys.name();
-        let pos = self
-            .entries
-            .iter()
-            .position(|(k, _)| matches!(k, Key::Node(n) if &*self.tables[tid].trie[*n as usize].name == name));
+        let pos = self.entries.iter().position(
+            |(k, _)| matches!(k, Key::Node(n) if &*self.tables[tid].trie[*n as usize].name == name),
+        );
         match pos {
             Some(i) => self.entries[i].1 = val,
             None => self.entries.push((Key::Sys(sys), val)),
@@ -575,8 +671,6 @@ impl<'s, S: BatchSink> Normalizer<'s, S> {
         match key {
             Key::Node(n) => &self.tables[tid].trie[n as usize].name,
             Key::Sys(s) => s.name(),
-            Key::Value => "value",
-            Key::List => "list",
         }
     }
 
@@ -603,14 +697,26 @@ impl<'s, S: BatchSink> Normalizer<'s, S> {
         let col = ctx.col_index.get(&*name).copied();
         let ctx = &mut self.tables[tid];
         let id = ctx.trie.len() as u32;
+        let is_sys = [
+            cols::ROOT_ID,
+            cols::LOAD_ID,
+            cols::PARENT_ID,
+            cols::LIST_IDX,
+            cols::DLT_ID,
+        ]
+        .contains(&&*name);
         ctx.trie.push(TrieNode {
             children: AHashMap::new(),
             frags,
             name,
             col,
             list_table: None,
+            is_sys,
+            declared_json: None,
         });
-        ctx.trie[parent as usize].children.insert(Box::from(key), id);
+        ctx.trie[parent as usize]
+            .children
+            .insert(Box::from(key), id);
         id
     }
 
@@ -628,24 +734,31 @@ impl<'s, S: BatchSink> Normalizer<'s, S> {
         child
     }
 
-    /// dlt's "json-typed" check for a nested value at column name `name` and level `lvl`.
-    fn is_json_typed(&self, tid: usize, name: &str, lvl: i64) -> bool {
+    /// dlt's "json-typed" check for a nested value at trie node `node` (its column name) and
+    /// level `lvl`: too deep, an existing json column, or declared/preferred json.
+    fn is_json_typed(&mut self, tid: usize, node: u32, lvl: i64) -> bool {
         if lvl <= 0 {
             return true;
         }
-        let table = &self.tables[tid];
-        if let Some(&idx) = table.col_index.get(name) {
-            return table.buf.columns[idx].data_type() == DataType::Json;
+        if let Some(idx) = self.column_of(tid, Key::Node(node)) {
+            return self.tables[tid].buf.columns[idx].data_type() == DataType::Json;
         }
+        if let Some(cached) = self.tables[tid].trie[node as usize].declared_json {
+            return cached;
+        }
+        let table = &self.tables[tid];
+        let name = &*table.trie[node as usize].name;
         let declared = self
             .schema
             .table(&table.name)
             .and_then(|t| t.columns.get(name))
             .and_then(|c| c.data_type);
-        match declared {
+        let json = match declared {
             Some(t) => t == DataType::Json,
             None => self.schema.preferred_type(name) == Some(DataType::Json),
-        }
+        };
+        self.tables[tid].trie[node as usize].declared_json = Some(json);
+        json
     }
 
     /// dlt's LIFO flattening of a dict row into `self.entries` and `lists`.
@@ -662,20 +775,21 @@ impl<'s, S: BatchSink> Normalizer<'s, S> {
                 let node = self.trie_child(tid, parent, k);
                 match v.node() {
                     Node::Object { .. } => {
-                        let name = self.tables[tid].trie[node as usize].name.clone();
-                        if !self.is_json_typed(tid, &name, lvl) {
+                        if !self.is_json_typed(tid, node, lvl) {
                             stack.push((v, lvl - 1, node));
                             continue;
                         }
                     }
                     Node::Array { .. } => {
-                        let name = self.tables[tid].trie[node as usize].name.clone();
-                        if !self.is_json_typed(tid, &name, lvl) {
+                        if !self.is_json_typed(tid, node, lvl) {
                             lists.push((node, v));
                             continue;
                         }
                     }
                     _ => {}
+                }
+                if self.tables[tid].trie[node as usize].is_sys {
+                    self.row_has_sys_keys = true;
                 }
                 self.entries.push((Key::Node(node), Val::Node(v)));
             }
@@ -692,15 +806,45 @@ impl<'s, S: BatchSink> Normalizer<'s, S> {
         result
     }
 
-    fn store_entries<'e>(&mut self, tid: usize, entries: &'e [(Key, Val<'static>)]) -> Result<bool> {
-        let table_name = self.tables[tid].name.clone();
+    /// The buffer column of `key` in table `tid`, if it exists (cached).
+    #[inline]
+    fn column_of(&mut self, tid: usize, key: Key) -> Option<usize> {
+        let ctx = &mut self.tables[tid];
+        match key {
+            Key::Node(n) => {
+                let node = &ctx.trie[n as usize];
+                if node.col.is_some() {
+                    return node.col;
+                }
+                let idx = ctx.col_index.get(&*node.name).copied();
+                ctx.trie[n as usize].col = idx;
+                idx
+            }
+            Key::Sys(s) => {
+                let slot = s as usize;
+                if ctx.sys_cols[slot].is_some() {
+                    return ctx.sys_cols[slot];
+                }
+                let idx = ctx.col_index.get(s.name()).copied();
+                ctx.sys_cols[slot] = idx;
+                idx
+            }
+        }
+    }
+
+    fn store_entries<'e>(
+        &mut self,
+        tid: usize,
+        entries: &'e [(Key, Val<'static>)],
+    ) -> Result<bool> {
         // columns filtered by earlier contract decisions
-        if let Some(filters) = self.filtered_columns.get(&table_name) {
+        if !self.tables[tid].filters.is_empty() {
             for (k, v) in entries {
                 if matches!(v, Val::Node(n) if n.is_null()) {
                     continue;
                 }
-                if let Some(ContractMode::DiscardRow) = filters.get(self.key_name(tid, *k)) {
+                let name = self.key_name(tid, *k);
+                if let Some(ContractMode::DiscardRow) = self.tables[tid].filters.get(name) {
                     return Ok(false);
                 }
             }
@@ -708,11 +852,12 @@ impl<'s, S: BatchSink> Normalizer<'s, S> {
         let mut values: Vec<(Target, Coerced<'e>)> = Vec::with_capacity(entries.len());
         let mut new_columns: Vec<Column> = Vec::new();
         for (key, val) in entries {
-            let name = self.key_name(tid, *key).to_string();
-            if let Some(filters) = self.filtered_columns.get(&table_name) {
-                if filters.contains_key(&name) {
-                    continue; // discard_value
-                }
+            if !self.tables[tid].filters.is_empty()
+                && self.tables[tid]
+                    .filters
+                    .contains_key(self.key_name(tid, *key))
+            {
+                continue; // discard_value
             }
             // the value as a scalar
             let json_text;
@@ -729,29 +874,23 @@ impl<'s, S: BatchSink> Normalizer<'s, S> {
                     other => scalar_of(&other, n.doc()),
                 },
             };
-            let is_json = matches!(scalar, Scalar::Json(_));
             if matches!(scalar, Scalar::Null) {
+                let name = self.key_name(tid, *key).to_string();
                 self.coerce_null(tid, &name)?;
                 continue;
             }
+            let is_json = matches!(scalar, Scalar::Json(_));
             // fast path: a complete column of a matching or coercible type
-            let cached = match key {
-                Key::Node(n) => self.tables[tid].trie[*n as usize].col,
-                _ => None,
-            };
-            let idx = cached.or_else(|| self.tables[tid].col_index.get(&name).copied());
-            if let (Some(idx), Key::Node(n)) = (idx, key) {
-                self.tables[tid].trie[*n as usize].col = Some(idx);
-            }
-            if let Some(idx) = idx {
-                let col_type = self.tables[tid].buf.columns[idx].data_type();
-                let hints = self.tables[tid].hints[idx];
-                if let Ok(c) = coerce(col_type, &scalar, hints) {
+            if let Some(idx) = self.column_of(tid, *key) {
+                let ctx = &self.tables[tid];
+                let col_type = ctx.buf.columns[idx].data_type();
+                if let Ok(c) = coerce(col_type, &scalar, ctx.hints[idx]) {
                     let c: Coerced<'e> = if is_json { owned(c) } else { relife(c) };
                     values.push((Target::Existing(idx), c));
                     continue;
                 }
             }
+            let name = self.key_name(tid, *key).to_string();
             // slow path: new column, incomplete column or variant
             let (col_name, new_def, value) = self.coerce_non_null(tid, &name, &scalar, false)?;
             let target = match self.tables[tid].col_index.get(&col_name) {
@@ -845,7 +984,11 @@ impl<'s, S: BatchSink> Normalizer<'s, S> {
             Some(c) => c.data_type.unwrap_or(DataType::Text),
             None => {
                 let detected = autodetect(self.schema.detections(), value);
-                let preferred = if is_variant { None } else { self.schema.preferred_type(name) };
+                let preferred = if is_variant {
+                    None
+                } else {
+                    self.schema.preferred_type(name)
+                };
                 preferred.or(detected).unwrap_or(py_type)
             }
         };
@@ -904,7 +1047,7 @@ impl<'s, S: BatchSink> Normalizer<'s, S> {
         let contract = match self.contracts.get(&table) {
             Some(c) => *c,
             None => {
-                let c = contract::resolve(self.schema, &table);
+                let c = contract::resolve(&self.schema, &table);
                 self.contracts.insert(table.clone(), c);
                 c
             }
@@ -912,7 +1055,7 @@ impl<'s, S: BatchSink> Normalizer<'s, S> {
         if contract.is_evolve() {
             return Ok(Some(new_columns));
         }
-        let schema = &*self.schema;
+        let schema = &self.schema;
         let existing = schema.table(&table);
         let is_new_table = schema.is_new_table(&table);
         if is_new_table && contract.tables != ContractMode::Evolve {
@@ -949,18 +1092,26 @@ impl<'s, S: BatchSink> Normalizer<'s, S> {
             let is_variant = col.variant == Some(true);
             let existing_col = existing.and_then(|t| t.columns.get(&col.name));
             let is_new_column = existing_col.is_none_or(|c| !c.is_complete());
-            let (mode, entity, reason) = if !is_variant && is_new_column && column_mode != ContractMode::Evolve {
-                (column_mode, "columns", format!("column `{}` cannot be added", col.name))
-            } else if is_variant && contract.data_type != ContractMode::Evolve {
-                (
-                    contract.data_type,
-                    "data_type",
-                    format!("variant column `{}` cannot be added for a value of another type", col.name),
-                )
-            } else {
-                kept.push(col);
-                continue;
-            };
+            let (mode, entity, reason) =
+                if !is_variant && is_new_column && column_mode != ContractMode::Evolve {
+                    (
+                        column_mode,
+                        "columns",
+                        format!("column `{}` cannot be added", col.name),
+                    )
+                } else if is_variant && contract.data_type != ContractMode::Evolve {
+                    (
+                        contract.data_type,
+                        "data_type",
+                        format!(
+                            "variant column `{}` cannot be added for a value of another type",
+                            col.name
+                        ),
+                    )
+                } else {
+                    kept.push(col);
+                    continue;
+                };
             if mode == ContractMode::Freeze {
                 return Err(Error::Contract {
                     schema: schema.name().to_string(),
@@ -971,10 +1122,7 @@ impl<'s, S: BatchSink> Normalizer<'s, S> {
                     reason,
                 });
             }
-            self.filtered_columns
-                .entry(table.clone())
-                .or_default()
-                .insert(col.name.clone(), mode);
+            self.tables[tid].filters.insert(col.name.clone(), mode);
             if mode == ContractMode::DiscardRow {
                 discard_row = true;
             }
@@ -987,6 +1135,7 @@ impl<'s, S: BatchSink> Normalizer<'s, S> {
     }
 
     fn add_columns(&mut self, tid: usize, columns: Vec<Column>) -> Result<()> {
+        self.schema_changed = true;
         let name = self.tables[tid].name.clone();
         let parent = self.tables[tid].frags.len() > 1;
         if self.schema.table(&name).is_none() {
@@ -1050,36 +1199,42 @@ impl<'s, S: BatchSink> Normalizer<'s, S> {
         Ok(())
     }
 
-    /// Flushes all tables, marks tables that received rows as having seen data, and returns
-    /// the report and the sink.
-    pub fn finish(mut self) -> Result<(NormalizeReport, S)> {
-        let mut report = NormalizeReport {
-            items: self.items,
+    /// Flushes every table's buffered rows to the sink and returns what happened since the last
+    /// call: rows per table, null-only columns, and whether the schema changed. The schema's
+    /// `seen-data` markers are not set (see [`Normalizer::finish`]).
+    pub fn take_output(&mut self) -> Result<ChunkOutput> {
+        let mut out = ChunkOutput {
+            schema_changed: std::mem::take(&mut self.schema_changed),
+            items: std::mem::take(&mut self.items),
             ..Default::default()
         };
         for tid in 0..self.tables.len() {
             self.flush_table(tid)?;
-            let t = &self.tables[tid];
-            if t.rows_total > 0 {
-                report.rows.insert(t.name.clone(), t.rows_total);
+            let t = &mut self.tables[tid];
+            let rows = std::mem::take(&mut t.rows_total);
+            if rows > 0 {
+                out.rows.insert(t.name.clone(), rows);
             }
         }
-        let seen: Vec<String> = report.rows.keys().cloned().collect();
-        for t in seen {
-            self.schema.mark_seen_data(&t);
+        for (table, cols) in std::mem::take(&mut self.null_only) {
+            out.null_only.insert(table, cols.into_iter().collect());
         }
-        for (table, cols) in self.null_only {
-            let existing = self.schema.table(&table);
-            let mut names: Vec<String> = cols
-                .into_iter()
-                .filter(|c| existing.is_none_or(|t| !t.columns.get(c).is_some_and(Column::is_complete)))
-                .collect();
-            names.sort();
-            if !names.is_empty() {
-                report.null_only_columns.insert(table, names);
-            }
-        }
-        Ok((report, self.sink))
+        Ok(out)
+    }
+
+    /// The sink, mutable.
+    pub fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
+    }
+
+    /// Flushes all tables, marks tables that received rows as having seen data, and returns
+    /// the report, the sink and the evolved schema.
+    pub fn finish(mut self) -> Result<(NormalizeReport, S, Schema)> {
+        let out = self.take_output()?;
+        let mut report = NormalizeReport::default();
+        report.add(out);
+        report.finalize(&mut self.schema);
+        Ok((report, self.sink, self.schema))
     }
 }
 
