@@ -542,15 +542,17 @@ impl Pipeline {
     /// Runs `source`: loads pending packages first (and returns without extracting new data
     /// if there were any, as dlt does), else extracts, normalizes and loads a new package.
     pub fn run(&mut self, source: &dyn Source, options: &RunOptions) -> Result<LoadInfo> {
-        let mut client = self
-            .open_client()
-            .map_err(|e| self.step_error(Step::Sync, None, e))?;
-        self.sync_from_destination(client.as_mut())
-            .map_err(|e| self.step_error(Step::Sync, None, e))?;
+        // state sync needs the destination only once per pipeline object; the connection is not
+        // kept open while the source is read (a DuckDB file stays usable by others meanwhile)
+        if !self.synced {
+            let mut client = self.open_client().map_err(|e| self.step_error(Step::Sync, None, e))?;
+            self.sync_from_destination(client.as_mut())
+                .map_err(|e| self.step_error(Step::Sync, None, e))?;
+        }
         let pending = self.storage.pending()?;
         if !pending.is_empty() {
             tracing::warn!(target: "sluice::pipeline", pipeline = %self.name, count = pending.len(), "loading pending packages first; new data is not extracted in this run");
-            let mut info = self.load_packages(client.as_mut(), &pending)?;
+            let mut info = self.load_pending_ids(&pending)?;
             info.loaded_pending_only = true;
             return Ok(info);
         }
@@ -559,7 +561,14 @@ impl Pipeline {
         if !produced {
             return Ok(self.empty_info());
         }
-        self.load_packages(client.as_mut(), std::slice::from_ref(&load_id))
+        self.load_pending_ids(std::slice::from_ref(&load_id))
+    }
+
+    fn load_pending_ids(&mut self, ids: &[String]) -> Result<LoadInfo> {
+        let first = ids.first().cloned();
+        let mut client = with_retry(|| self.open_client())
+            .map_err(|e| self.step_error(Step::Load, first.as_deref(), e))?;
+        self.load_packages(client.as_mut(), ids)
     }
 
     /// Loads the pending packages, if any.
