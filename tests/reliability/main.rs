@@ -15,7 +15,10 @@ const ROWS: u64 = 20_000;
 
 fn plugin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("exe");
-    exe.parent().and_then(Path::parent).expect("profile dir").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("profile dir")
+        .to_path_buf()
 }
 
 struct Env {
@@ -56,7 +59,10 @@ impl Env {
         );
         let line = String::from_utf8_lossy(&out.stdout);
         let v: Value = serde_json::from_str(line.trim()).expect("child output");
-        (v["pending_only"].as_bool().unwrap_or(false), v["batch"].as_u64().unwrap_or(0))
+        (
+            v["pending_only"].as_bool().unwrap_or(false),
+            v["batch"].as_u64().unwrap_or(0),
+        )
     }
 
     /// Starts a run and kills it with SIGKILL after `delay`.
@@ -77,7 +83,11 @@ impl Env {
         let mut st = con.prepare(sql).expect("prepare");
         let n = st.column_count();
         let rows = st
-            .query_map([], |r| (0..n).map(|i| r.get::<_, i64>(i)).collect::<Result<Vec<i64>, _>>())
+            .query_map([], |r| {
+                (0..n)
+                    .map(|i| r.get::<_, i64>(i))
+                    .collect::<Result<Vec<i64>, _>>()
+            })
             .expect("query");
         rows.map(|r| r.expect("row")).collect()
     }
@@ -109,12 +119,17 @@ fn scenario(mode: &str, kills: usize, seed: u64) {
             }
         }
     }
-    assert!(killed_midway * 2 >= kills, "too few kills landed while the run was working ({killed_midway} of {kills})");
+    assert!(
+        killed_midway * 2 >= kills,
+        "too few kills landed while the run was working ({killed_midway} of {kills})"
+    );
     let batches = env.query("SELECT count(*) FROM \"data\".\"_dlt_loads\"")[0][0] as u64;
-    let distinct_loads = env.query("SELECT count(DISTINCT load_id) FROM \"data\".\"_dlt_loads\"")[0][0] as u64;
+    let distinct_loads =
+        env.query("SELECT count(DISTINCT load_id) FROM \"data\".\"_dlt_loads\"")[0][0] as u64;
     assert_eq!(batches, distinct_loads, "a load was recorded twice");
     let rows = env.query("SELECT count(*), count(DISTINCT id) FROM \"data\".\"items\"")[0].clone();
-    let per_batch = env.query("SELECT batch, count(*) FROM \"data\".\"items\" GROUP BY batch ORDER BY batch");
+    let per_batch =
+        env.query("SELECT batch, count(*) FROM \"data\".\"items\" GROUP BY batch ORDER BY batch");
     let children = env.query("SELECT count(*) FROM \"data\".\"items__tags\"")[0][0];
     let orphans = env.query(
         "SELECT count(*) FROM \"data\".\"items__tags\" t WHERE NOT EXISTS (SELECT 1 FROM \"data\".\"items\" i WHERE i._dlt_id = t._dlt_parent_id)",
@@ -126,15 +141,25 @@ fn scenario(mode: &str, kills: usize, seed: u64) {
             // every batch exactly once
             assert_eq!(per_batch.len() as u64, batches, "{per_batch:?}");
             for (k, b) in per_batch.iter().enumerate() {
-                assert_eq!(b, &vec![k as i64, ROWS as i64], "batch {k} loaded {} times the rows", b[1]);
+                assert_eq!(
+                    b,
+                    &vec![k as i64, ROWS as i64],
+                    "batch {k} loaded {} times the rows",
+                    b[1]
+                );
             }
             assert_eq!(rows[0], rows[1], "duplicate rows");
         }
         "replace" => {
             // dlt resets a replaced resource's state, so every run extracts batch 0 again: the
             // table must hold exactly one load's rows after each of them
-            assert_eq!(per_batch, vec![vec![0, ROWS as i64]], "exactly the last load stays");
-            let loads_in_table = env.query("SELECT count(DISTINCT _dlt_load_id) FROM \"data\".\"items\"")[0][0];
+            assert_eq!(
+                per_batch,
+                vec![vec![0, ROWS as i64]],
+                "exactly the last load stays"
+            );
+            let loads_in_table =
+                env.query("SELECT count(DISTINCT _dlt_load_id) FROM \"data\".\"items\"")[0][0];
             assert_eq!(loads_in_table, 1);
         }
         _ => {
@@ -150,7 +175,10 @@ fn scenario(mode: &str, kills: usize, seed: u64) {
             assert_eq!(stale, 0, "rows that were not updated by the latest batch");
         }
     }
-    eprintln!("{mode}: {kills} kills ({killed_midway} mid-run), {batches} packages loaded, {} rows", rows[0]);
+    eprintln!(
+        "{mode}: {kills} kills ({killed_midway} mid-run), {batches} packages loaded, {} rows",
+        rows[0]
+    );
 }
 
 #[test]
@@ -179,12 +207,20 @@ fn a_locked_destination_leaves_the_package_pending_until_a_rerun() {
         .trim()
         .parse()
         .expect("pid");
-    assert!(!out.status.success(), "the load must fail while the database is locked");
+    assert!(
+        !out.status.success(),
+        "the load must fail while the database is locked"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("failed at step `load`"), "{err}");
-    assert!(err.contains("another process has the database open"), "{err}");
+    assert!(
+        err.contains("another process has the database open"),
+        "{err}"
+    );
     // the package is kept
-    let pending = std::fs::read_dir(env.pipelines.join("crash/load/normalized")).expect("pending dir").count();
+    let pending = std::fs::read_dir(env.pipelines.join("crash/load/normalized"))
+        .expect("pending dir")
+        .count();
     assert_eq!(pending, 1);
     // SAFETY: killing the lock holder, a process of this test.
     unsafe {
@@ -193,6 +229,7 @@ fn a_locked_destination_leaves_the_package_pending_until_a_rerun() {
     std::thread::sleep(Duration::from_millis(200));
     let (pending_only, _) = env.run("append");
     assert!(pending_only, "the rerun loads the pending package first");
-    let batches = env.query("SELECT count(DISTINCT batch), count(*) FROM \"data\".\"items\"")[0].clone();
+    let batches =
+        env.query("SELECT count(DISTINCT batch), count(*) FROM \"data\".\"items\"")[0].clone();
     assert_eq!(batches, vec![2, 2 * ROWS as i64]);
 }

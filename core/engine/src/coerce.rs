@@ -1194,11 +1194,15 @@ mod tests {
                 _ => continue,
             };
             let detected = |v: &Value| v.as_str().map(data_type);
-            assert_eq!(
-                scalar.py_type(),
-                Some(data_type(case["py_type_to_sc_type"].as_str().unwrap())),
-                "{case}"
-            );
+            let want_py = data_type(case["py_type_to_sc_type"].as_str().unwrap());
+            if matches!(scalar, Scalar::UInt(_) | Scalar::BigInt(_)) {
+                // documented difference (types.rs): dlt says bigint and then fails to load
+                // the value; sluice types integers beyond i64 as text to keep their digits
+                assert_eq!(want_py, DataType::Bigint, "{case}");
+                assert_eq!(scalar.py_type(), Some(DataType::Text), "{case}");
+            } else {
+                assert_eq!(scalar.py_type(), Some(want_py), "{case}");
+            }
             assert_eq!(
                 crate::detect::autodetect(&[crate::detect::Detection::IsoTimestamp], &scalar),
                 detected(&case["default_detections(iso_timestamp)"]),

@@ -29,13 +29,17 @@ pub enum Scalar<'a> {
 
 impl Scalar<'_> {
     /// dlt's type of the value as it arrives (spec c.2: str -> text, int -> bigint,
-    /// float -> double, bool -> bool, dict/list -> json). Integers of any size are `bigint`
-    /// (the `large_integer` detection may turn big ones into `wei`/`text`). `None` for null.
+    /// float -> double, bool -> bool, dict/list -> json). `None` for null.
+    ///
+    /// Integers beyond the `i64` range are `text` (documented difference: dlt types them
+    /// `bigint` and then fails to load them; sluice keeps their digits exactly, in a text
+    /// column or a `__v_text` variant, unless the column is `wei`/`decimal`, which takes them).
     pub fn py_type(&self) -> Option<DataType> {
         Some(match self {
             Scalar::Null => return None,
             Scalar::Bool(_) => DataType::Bool,
-            Scalar::Int(_) | Scalar::UInt(_) | Scalar::BigInt(_) => DataType::Bigint,
+            Scalar::Int(_) => DataType::Bigint,
+            Scalar::UInt(_) | Scalar::BigInt(_) => DataType::Text,
             Scalar::Float(_) => DataType::Double,
             Scalar::Str(_) => DataType::Text,
             Scalar::Json(_) => DataType::Json,

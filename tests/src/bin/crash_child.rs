@@ -15,7 +15,10 @@ use sluice::pipeline::{CodeSource, Pipeline, Resource, RunOptions};
 use sluice_registry::{Registry, SearchPath};
 
 fn batch_of(req: &sluice_sdk::ResourceRequest) -> u64 {
-    req.state.get("next_batch").and_then(Value::as_u64).unwrap_or(0)
+    req.state
+        .get("next_batch")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
 }
 
 fn main() {
@@ -28,7 +31,9 @@ fn main() {
     if mode == "hold-lock" {
         // keeps the database open (and locked) for <rows> seconds
         let _con = sluice_destination_duckdb::duckdb::Connection::open(&args[2]).expect("open");
-        std::thread::sleep(std::time::Duration::from_secs(args[3].parse().unwrap_or(20)));
+        std::thread::sleep(std::time::Duration::from_secs(
+            args[3].parse().unwrap_or(20),
+        ));
         return;
     }
     let rows: u64 = args.get(5).and_then(|r| r.parse().ok()).unwrap_or(10_000);
@@ -89,7 +94,10 @@ fn main() {
         ..Default::default()
     };
     match pipeline.run(source.as_ref(), &options) {
-        Ok(info) => println!("{}", json!({"pending_only": info.loaded_pending_only, "batch": batch})),
+        Ok(info) => println!(
+            "{}",
+            json!({"pending_only": info.loaded_pending_only, "batch": batch})
+        ),
         Err(e) => {
             eprintln!("{e}");
             std::process::exit(1);

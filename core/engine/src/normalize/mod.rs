@@ -157,6 +157,8 @@ struct TrieNode {
     list_table: Option<usize>,
     /// whether the name is one of the system columns
     is_sys: bool,
+    /// another raw key of the same row level normalizes to the same column name
+    shared_name: bool,
     /// cached: the schema declares this name json (or a preferred type does)
     declared_json: Option<bool>,
 }
@@ -357,6 +359,17 @@ impl<S: BatchSink> Normalizer<S> {
         }
     }
 
+    /// [`Normalizer::normalize_json_text`] on bytes, with a clear error for invalid UTF-8.
+    pub fn normalize_json_bytes(&mut self, table: &str, bytes: &[u8]) -> Result<()> {
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            Error::data(format!(
+                "invalid UTF-8 at byte {} in the data of table `{table}`\nhint: the source must send UTF-8 text",
+                e.valid_up_to()
+            ))
+        })?;
+        self.normalize_json_text(table, text)
+    }
+
     fn table_id(&mut self, name: &str, frags: Vec<Box<str>>, parent: Option<usize>) -> usize {
         if let Some(id) = self.table_ids.get(name) {
             return *id;
@@ -376,6 +389,7 @@ impl<S: BatchSink> Normalizer<S> {
                 col: None,
                 list_table: None,
                 is_sys: false,
+                shared_name: false,
                 declared_json: None,
             }],
             is_root,
@@ -680,10 +694,16 @@ impl<S: BatchSink> Normalizer<S> {
             return id;
         }
         let naming = self.schema.naming();
-        let nk: Box<str> = if key.trim().is_empty() {
+        // empty keys (and keys that normalize to nothing, like `__`) become `_empty`
+        let normalized = if key.trim().is_empty() {
+            String::new()
+        } else {
+            naming.normalize_path(key)
+        };
+        let nk: Box<str> = if normalized.is_empty() {
             Box::from("_empty")
         } else {
-            Box::from(naming.normalize_path(key))
+            Box::from(normalized)
         };
         let ctx = &self.tables[tid];
         let mut frags = ctx.trie[parent as usize].frags.clone();
@@ -705,6 +725,15 @@ impl<S: BatchSink> Normalizer<S> {
             cols::DLT_ID,
         ]
         .contains(&&*name);
+        // two raw keys with one column name (`a b` and `a_b`): the row keeps the last value,
+        // as a dict assignment does in dlt
+        let mut shared_name = false;
+        for other in ctx.trie.iter_mut().skip(1) {
+            if other.name == name {
+                other.shared_name = true;
+                shared_name = true;
+            }
+        }
         ctx.trie.push(TrieNode {
             children: AHashMap::new(),
             frags,
@@ -712,6 +741,7 @@ impl<S: BatchSink> Normalizer<S> {
             col,
             list_table: None,
             is_sys,
+            shared_name,
             declared_json: None,
         });
         ctx.trie[parent as usize]
@@ -788,8 +818,19 @@ impl<S: BatchSink> Normalizer<S> {
                     }
                     _ => {}
                 }
-                if self.tables[tid].trie[node as usize].is_sys {
+                let tn = &self.tables[tid].trie[node as usize];
+                if tn.is_sys {
                     self.row_has_sys_keys = true;
+                }
+                if tn.shared_name {
+                    let name = tn.name.clone();
+                    let existing = self.entries.iter().position(|(k, _)| {
+                        matches!(k, Key::Node(n) if self.tables[tid].trie[*n as usize].name == name)
+                    });
+                    if let Some(i) = existing {
+                        self.entries[i].1 = Val::Node(v);
+                        continue;
+                    }
                 }
                 self.entries.push((Key::Node(node), Val::Node(v)));
             }

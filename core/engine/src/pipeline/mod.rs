@@ -292,10 +292,12 @@ impl PipelineBuilder {
                     Arc::new(dest) as Arc<dyn Destination>,
                 )
             }
-            (None, None) => return Err(Error::config(format!(
+            (None, None) => {
+                return Err(Error::config(format!(
                 "pipeline `{}` has no destination\nhint: set one, e.g. `destination = \"duckdb\"`",
                 self.name
-            ))),
+            )))
+            }
         };
         let capabilities = destination.capabilities();
         let pipelines_dir = self
@@ -545,7 +547,9 @@ impl Pipeline {
         // state sync needs the destination only once per pipeline object; the connection is not
         // kept open while the source is read (a DuckDB file stays usable by others meanwhile)
         if !self.synced {
-            let mut client = self.open_client().map_err(|e| self.step_error(Step::Sync, None, e))?;
+            let mut client = self
+                .open_client()
+                .map_err(|e| self.step_error(Step::Sync, None, e))?;
             self.sync_from_destination(client.as_mut())
                 .map_err(|e| self.step_error(Step::Sync, None, e))?;
         }
