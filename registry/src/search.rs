@@ -5,7 +5,8 @@
 //! 3. the project's `./.sluice/plugins`;
 //! 4. the user data dir: `$XDG_DATA_HOME/sluice/plugins` or `~/.local/share/sluice/plugins`;
 //! 5. the running executable's directory and its `../lib/sluice/plugins` (a workspace build
-//!    leaves every plugin next to the `sluice` binary);
+//!    leaves every plugin next to the `sluice` binary); for a cargo example or test binary
+//!    (`target/<profile>/examples` or `deps`) also the profile directory above it;
 //! 6. system dirs `/usr/local/lib/sluice/plugins`, `/usr/lib/sluice/plugins`.
 
 use std::path::{Path, PathBuf};
@@ -46,7 +47,13 @@ impl SearchPath {
                     .join("sluice")
                     .join("plugins"),
             );
+            let cargo_profile_dir = exe_dir
+                .file_name()
+                .is_some_and(|n| n == "examples" || n == "deps")
+                .then(|| exe_dir.parent().map(Path::to_path_buf))
+                .flatten();
             dirs.insert(dirs.len() - 1, exe_dir);
+            dirs.extend(cargo_profile_dir);
         }
         dirs.push(PathBuf::from("/usr/local/lib/sluice/plugins"));
         dirs.push(PathBuf::from("/usr/lib/sluice/plugins"));

@@ -338,7 +338,19 @@ impl<'a> Parser<'a> {
             return Ok(false);
         }
         self.stack.clear();
+        let self_delimited = matches!(self.bytes[self.pos], b'"' | b'[' | b'{');
         self.parse_value(doc)?;
+        // a number or literal runs into whatever follows it (`3true`): require a separator
+        if !self_delimited {
+            if let Some(&b) = self.bytes.get(self.pos) {
+                if !matches!(b, b' ' | b'\n' | b'\r' | b'\t' | b'"' | b'[' | b'{') {
+                    return Err(self.error(format!(
+                        "unexpected `{}` after a value: documents must be separated by whitespace",
+                        self.text[self.pos..].chars().next().unwrap_or('?')
+                    )));
+                }
+            }
+        }
         Ok(true)
     }
 
@@ -992,6 +1004,9 @@ mod tests {
             "\"\\ud800\"",
             "{\"a\":1,}",
             "tru",
+            "3true",
+            "1x",
+            "nullnull",
         ] {
             assert!(parse_all(bad).is_err(), "{bad} must fail");
         }

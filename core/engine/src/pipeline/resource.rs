@@ -10,6 +10,7 @@
 //! let source = CodeSource::new("simple_source", vec![people]);
 //! ```
 
+use std::io::Read;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
@@ -24,17 +25,25 @@ use sluice_sdk::{
 
 type ValuesFn = dyn Fn(&ResourceRequest) -> Box<dyn Iterator<Item = Value> + Send> + Send + Sync;
 type BatchesFn = dyn Fn(&ResourceRequest) -> Vec<RecordBatch> + Send + Sync;
+type ReaderFn = dyn Fn(&ResourceRequest) -> Result<Box<dyn Read + Send>> + Send + Sync;
 
 enum Data {
     Values(Arc<ValuesFn>),
     Arrow(SchemaRef, Arc<BatchesFn>),
+    JsonLines(Arc<ReaderFn>),
 }
+
+/// Bytes of JSON text per batch read from a reader.
+const READ_CHUNK: usize = 4 << 20;
 
 /// A resource defined in code.
 pub struct Resource {
     descriptor: ResourceDescriptor,
     data: Data,
     state: Option<Arc<dyn Fn(&ResourceRequest) -> Option<Value> + Send + Sync>>,
+    limit: Option<u64>,
+    /// Hints that did not parse: reported when the source is described.
+    invalid: Vec<String>,
 }
 
 impl std::fmt::Debug for Resource {
@@ -66,6 +75,8 @@ impl Resource {
             descriptor: ResourceDescriptor::new(name),
             data: Data::Values(Arc::new(f)),
             state: None,
+            limit: None,
+            invalid: Vec::new(),
         }
     }
 
@@ -78,7 +89,42 @@ impl Resource {
             descriptor,
             data: Data::Arrow(schema, Arc::new(move |_| batches.as_ref().clone())),
             state: None,
+            limit: None,
+            invalid: Vec::new(),
         }
+    }
+
+    /// A resource reading JSON lines (or any whitespace-separated JSON documents) from the reader
+    /// that `open` returns on each run. The text goes to the normalizer unparsed, in chunks of
+    /// whole lines, so a file of any size streams in bounded memory.
+    pub fn from_json_reader<F>(name: &str, open: F) -> Self
+    where
+        F: Fn(&ResourceRequest) -> Result<Box<dyn Read + Send>> + Send + Sync + 'static,
+    {
+        Self {
+            descriptor: ResourceDescriptor::new(name),
+            data: Data::JsonLines(Arc::new(open)),
+            state: None,
+            limit: None,
+            invalid: Vec::new(),
+        }
+    }
+
+    /// A resource reading the JSON lines file at `path` (see [`Resource::from_json_reader`]).
+    pub fn from_json_file(name: &str, path: impl Into<std::path::PathBuf>) -> Self {
+        let path = path.into();
+        Self::from_json_reader(name, move |_| {
+            let file = std::fs::File::open(&path)
+                .map_err(|e| Error::not_found(format!("cannot open `{}`: {e}", path.display())))?;
+            Ok(Box::new(file) as Box<dyn Read + Send>)
+        })
+    }
+
+    /// Stops the resource after `n` items on every run, as dlt's `add_limit`: documents for
+    /// value resources, lines for JSON readers, batches for Arrow resources.
+    pub fn add_limit(mut self, n: u64) -> Self {
+        self.limit = Some(n);
+        self
     }
 
     /// Sets the table name (default: the resource name).
@@ -90,8 +136,11 @@ impl Resource {
     /// Sets the write disposition: `append`, `replace`, `merge`, or dlt's dict form
     /// (`json!({"disposition": "merge", "strategy": "scd2"})`).
     pub fn write_disposition(mut self, wd: impl Into<Value>) -> Self {
-        self.descriptor.write_disposition =
-            serde_json::from_value::<WriteDispositionHint>(wd.into()).ok();
+        let wd = wd.into();
+        match serde_json::from_value::<WriteDispositionHint>(wd.clone()) {
+            Ok(hint) => self.descriptor.write_disposition = Some(hint),
+            Err(e) => self.invalid.push(format!("write disposition {wd}: {e}")),
+        }
         self
     }
 
@@ -110,8 +159,9 @@ impl Resource {
 
     /// Sets column hints (`json!({"amount": {"data_type": "decimal", "precision": 10}})`).
     pub fn columns(mut self, columns: Value) -> Self {
-        if let Ok(c) = serde_json::from_value(columns) {
-            self.descriptor.columns = c;
+        match serde_json::from_value(columns) {
+            Ok(c) => self.descriptor.columns = c,
+            Err(e) => self.invalid.push(format!("columns: {e}")),
         }
         self
     }
@@ -183,6 +233,14 @@ impl CodeSource {
 
 impl Source for CodeSource {
     fn describe(&self) -> Result<Vec<ResourceDescriptor>> {
+        if let Some(r) = self.resources.iter().find(|r| !r.invalid.is_empty()) {
+            return Err(Error::config(format!(
+                "resource `{}` of source `{}` has invalid hints: {}",
+                r.descriptor.name,
+                self.name,
+                r.invalid.join("; ")
+            )));
+        }
         Ok(self
             .resources
             .iter()
@@ -202,9 +260,13 @@ impl Source for CodeSource {
                 ))
             })?;
         let state = r.state.as_ref().and_then(|f| f(&request));
+        let limit = match (request.limit, r.limit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         match &r.data {
             Data::Values(f) => {
-                let limit = request.limit.map_or(usize::MAX, |l| l as usize);
+                let limit = limit.map_or(usize::MAX, |l| l as usize);
                 let mut items = f(&request).take(limit);
                 let cancel = ctx.cancel.clone();
                 let mut done = false;
@@ -232,9 +294,194 @@ impl Source for CodeSource {
                 Ok(BatchStream::from_iter(json_schema(), iter, state))
             }
             Data::Arrow(schema, f) => {
-                let batches: Vec<Result<RecordBatch>> = f(&request).into_iter().map(Ok).collect();
+                let batches: Vec<Result<RecordBatch>> = f(&request)
+                    .into_iter()
+                    .take(limit.map_or(usize::MAX, |l| l as usize))
+                    .map(Ok)
+                    .collect();
                 Ok(BatchStream::from_batches(schema.clone(), batches, state))
             }
+            Data::JsonLines(open) => {
+                let reader = open(&request)?;
+                let chunks = LineChunks {
+                    reader,
+                    resource: request.resource.clone(),
+                    carry: Vec::new(),
+                    offset: 0,
+                    lines_left: limit,
+                    done: false,
+                    chunk: READ_CHUNK,
+                };
+                let cancel = ctx.cancel.clone();
+                let iter = chunks.map(move |chunk| {
+                    cancel.check()?;
+                    let text = chunk?;
+                    let mut b = JsonBatchBuilder::new(READ_CHUNK);
+                    b.push_raw(&text);
+                    Ok(b.finish())
+                });
+                Ok(BatchStream::from_iter(json_schema(), iter, state))
+            }
         }
+    }
+}
+
+/// Splits a reader into UTF-8 chunks of whole lines of about [`READ_CHUNK`] bytes.
+struct LineChunks {
+    reader: Box<dyn Read + Send>,
+    resource: String,
+    carry: Vec<u8>,
+    /// Bytes of the input before `carry`.
+    offset: u64,
+    lines_left: Option<u64>,
+    done: bool,
+    /// Bytes to read per step.
+    chunk: usize,
+}
+
+impl LineChunks {
+    fn next_chunk(&mut self) -> Result<Option<String>> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut buf = std::mem::take(&mut self.carry);
+        // read at least a chunk more, and on until the buffer holds a new line (or the end)
+        let mut cut = None;
+        while cut.is_none() && !self.done {
+            let searched = buf.len();
+            let target = searched + self.chunk;
+            buf.resize(target, 0);
+            let mut filled = searched;
+            while filled < target {
+                let n = match self.reader.read(&mut buf[filled..]) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        return Err(Error::io(format!(
+                            "resource `{}`: read failed at byte {}: {e}",
+                            self.resource,
+                            self.offset + filled as u64
+                        )))
+                    }
+                };
+                if n == 0 {
+                    self.done = true;
+                    break;
+                }
+                filled += n;
+            }
+            buf.truncate(filled);
+            cut = memchr::memrchr(b'\n', &buf[searched..]).map(|p| searched + p + 1);
+        }
+        let mut cut = if self.done {
+            buf.len()
+        } else {
+            cut.unwrap_or(buf.len())
+        };
+        if let Some(left) = self.lines_left.as_mut() {
+            let mut seen = 0;
+            for p in memchr::memchr_iter(b'\n', &buf[..cut]) {
+                seen += 1;
+                if seen == *left {
+                    cut = p + 1;
+                    break;
+                }
+            }
+            *left -= seen.min(*left);
+            if *left == 0 {
+                self.done = true;
+            }
+        }
+        self.carry = if self.done {
+            Vec::new()
+        } else {
+            buf.split_off(cut)
+        };
+        buf.truncate(cut);
+        let offset = self.offset;
+        self.offset += buf.len() as u64;
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        String::from_utf8(buf).map(Some).map_err(|e| {
+            Error::data(format!(
+                "resource `{}`: invalid UTF-8 at byte {}\nhint: the input must be UTF-8 text",
+                self.resource,
+                offset + e.utf8_error().valid_up_to() as u64
+            ))
+        })
+    }
+}
+
+impl Iterator for LineChunks {
+    type Item = Result<String>;
+
+    fn next(&mut self) -> Option<Result<String>> {
+        match self.next_chunk() {
+            Ok(Some(s)) => Some(Ok(s)),
+            Ok(None) => None,
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(text: &[u8], chunk: usize, limit: Option<u64>) -> Result<Vec<String>> {
+        LineChunks {
+            reader: Box::new(std::io::Cursor::new(text.to_vec())),
+            resource: "r".into(),
+            carry: Vec::new(),
+            offset: 0,
+            lines_left: limit,
+            done: false,
+            chunk,
+        }
+        .collect()
+    }
+
+    #[test]
+    fn chunks_hold_whole_lines_and_lose_nothing() {
+        let text: String = (0..100)
+            .map(|i| format!("{{\"i\":{i},\"s\":\"é{i}\"}}\n"))
+            .collect();
+        for chunk in [1, 7, 64, 1 << 20] {
+            let got = chunks(text.as_bytes(), chunk, None).expect("chunks");
+            assert!(got.iter().all(|c| c.ends_with('\n')), "chunk {chunk}");
+            assert_eq!(got.concat(), text, "chunk {chunk}");
+        }
+        // no final new line, a line longer than the chunk
+        let got =
+            chunks(b"{\"a\":1}\n{\"long\":\"xxxxxxxxxxxxxxxxxxxx\"}", 4, None).expect("chunks");
+        assert_eq!(
+            got.concat(),
+            "{\"a\":1}\n{\"long\":\"xxxxxxxxxxxxxxxxxxxx\"}"
+        );
+    }
+
+    #[test]
+    fn the_limit_counts_lines() {
+        let text: String = (0..10).map(|i| format!("{{\"i\":{i}}}\n")).collect();
+        for chunk in [3, 1000] {
+            let got = chunks(text.as_bytes(), chunk, Some(4))
+                .expect("chunks")
+                .concat();
+            assert_eq!(got.lines().count(), 4, "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_names_the_resource_and_byte() {
+        let err = chunks(b"{\"a\":1}\n{\"b\":\"\xff\"}\n", 1000, None).expect_err("bad utf-8");
+        assert!(
+            err.to_string()
+                .contains("resource `r`: invalid UTF-8 at byte 14"),
+            "{err}"
+        );
     }
 }
