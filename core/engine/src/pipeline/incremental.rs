@@ -42,6 +42,49 @@ pub struct Incremental {
     primary_key: Option<Vec<String>>,
     yielded: bool,
     path: Vec<String>,
+    /// `row_order` says no later row can be in the window: the source may stop.
+    stop: bool,
+}
+
+/// `value` moved by `lag`: numbers by units, ISO datetimes by seconds, ISO dates by days
+/// (spec h); a value of another kind is returned unchanged.
+fn apply_lag(value: &Value, lag: f64) -> Value {
+    match value {
+        Value::Number(n) => match (n.as_i64(), lag.fract() == 0.0) {
+            (Some(i), true) => json!(i + lag as i64),
+            _ => n.as_f64().map_or(value.clone(), |f| json!(f + lag)),
+        },
+        Value::String(s) => {
+            if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+                let days = chrono::Duration::days(lag.trunc() as i64);
+                return json!(d
+                    .checked_add_signed(days)
+                    .unwrap_or(d)
+                    .format("%Y-%m-%d")
+                    .to_string());
+            }
+            let micros = chrono::Duration::microseconds((lag * 1e6).round() as i64);
+            if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+                let moved = t.checked_add_signed(micros).unwrap_or(t);
+                // keep the value's own style: `Z` or an offset
+                let utc_z = s.ends_with('Z') || s.ends_with('z');
+                return json!(moved.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, utc_z));
+            }
+            for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+                if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
+                    let moved = t.checked_add_signed(micros).unwrap_or(t);
+                    let out = moved.format("%Y-%m-%dT%H:%M:%S%.f").to_string();
+                    return json!(if fmt.contains(' ') {
+                        out.replacen('T', " ", 1)
+                    } else {
+                        out
+                    });
+                }
+            }
+            value.clone()
+        }
+        _ => value.clone(),
+    }
 }
 
 fn value_of(node: NodeRef<'_, '_>) -> Value {
@@ -98,17 +141,10 @@ impl Incremental {
             .split('.')
             .map(String::from)
             .collect();
-        let mut start_value = last_value.clone();
-        if let (Some(lag), Some(Value::Number(n))) = (spec.lag, &start_value) {
-            if let Some(f) = n.as_f64() {
-                let lagged = if max { f - lag } else { f + lag };
-                start_value = Some(if n.is_i64() && lag.fract() == 0.0 {
-                    json!(lagged as i64)
-                } else {
-                    json!(lagged)
-                });
-            }
-        }
+        let start_value = match (spec.lag, &last_value) {
+            (Some(lag), Some(v)) => Some(apply_lag(v, if max { -lag } else { lag })),
+            _ => last_value.clone(),
+        };
         Ok(Self {
             spec: spec.clone(),
             resource: resource.to_string(),
@@ -122,6 +158,7 @@ impl Incremental {
             primary_key,
             yielded: false,
             path,
+            stop: false,
         })
     }
 
@@ -205,6 +242,8 @@ impl Incremental {
             let past = self.func_is_new(&cursor, end)?;
             let at_end = compare(&cursor, end) == Some(Ordering::Equal);
             if past || (at_end && self.spec.range_end.as_deref() != Some("closed")) {
+                // rows in ascending order: everything after this one is past the end too
+                self.stop |= self.spec.row_order.as_deref() == Some("asc");
                 return Ok(false);
             }
         }
@@ -235,7 +274,8 @@ impl Incremental {
                     }
                 }
             } else if !self.func_is_new(&cursor, start)? {
-                // behind the start value
+                // behind the start value; in descending order so is everything after it
+                self.stop |= self.spec.row_order.as_deref() == Some("desc");
                 return Ok(false);
             }
         }
@@ -252,6 +292,12 @@ impl Incremental {
         }
         self.yielded = true;
         Ok(true)
+    }
+
+    /// Whether `row_order` tells that no later row can be in the window (the source's stream
+    /// is then closed early, as dlt closes the generator).
+    pub fn should_stop(&self) -> bool {
+        self.stop
     }
 
     /// Filters a text of JSON documents; the kept items are appended to `out` as JSON lines.
@@ -271,6 +317,9 @@ impl Incremental {
                 vec![root]
             };
             for item in items {
+                if self.stop {
+                    return Ok(());
+                }
                 if self.keep(item)? {
                     json::write_compact(item, out);
                     out.push('\n');
@@ -372,5 +421,83 @@ mod tests {
         let mut inc = Incremental::new("t", &s, None, None).expect("inc");
         inc.filter_text(r#"{"id": 1}"#, &mut out).expect("include");
         assert_eq!(out.lines().count(), 1);
+    }
+
+    #[test]
+    fn lag_moves_the_start_of_numbers_datetimes_and_dates() {
+        assert_eq!(apply_lag(&json!(10), -3.0), json!(7));
+        assert_eq!(apply_lag(&json!(1.5), -0.5), json!(1.0));
+        assert_eq!(
+            apply_lag(&json!("2024-03-01T00:00:30Z"), -60.0),
+            json!("2024-02-29T23:59:30Z")
+        );
+        assert_eq!(
+            apply_lag(&json!("2024-03-01T10:00:00+02:00"), -3600.0),
+            json!("2024-03-01T09:00:00+02:00")
+        );
+        assert_eq!(
+            apply_lag(&json!("2024-03-01 10:00:00"), 1.5),
+            json!("2024-03-01 10:00:01.500")
+        );
+        assert_eq!(apply_lag(&json!("2024-03-01"), -2.0), json!("2024-02-28"));
+        assert_eq!(apply_lag(&json!("abc"), -2.0), json!("abc"));
+    }
+
+    #[test]
+    fn lag_reloads_the_lagged_window_but_keeps_last_value() {
+        let s: IncrementalSpec = serde_json::from_value(
+            json!({"cursor_path": "ts", "initial_value": "2024-01-01T00:00:00Z", "lag": 3600}),
+        )
+        .expect("spec");
+        let stored = json!({"initial_value": "2024-01-01T00:00:00Z", "last_value": "2024-01-02T12:00:00Z",
+            "unique_hashes": [], "start_value": "2024-01-01T00:00:00Z"});
+        let mut inc = Incremental::new("t", &s, stored.as_object(), None).expect("inc");
+        assert_eq!(
+            inc.window().start_value,
+            Some(json!("2024-01-02T11:00:00Z"))
+        );
+        let mut out = String::new();
+        inc.filter_text(
+            r#"{"ts": "2024-01-02T10:59:59Z"} {"ts": "2024-01-02T11:30:00Z"} {"ts": "2024-01-02T12:00:00Z"}"#,
+            &mut out,
+        )
+        .expect("filter");
+        assert_eq!(out.lines().count(), 2, "{out}");
+        let state = inc.final_state(stored.as_object()).expect("state");
+        assert_eq!(state["last_value"], json!("2024-01-02T12:00:00Z"));
+    }
+
+    #[test]
+    fn row_order_stops_at_the_end_of_the_window() {
+        let asc: IncrementalSpec = serde_json::from_value(
+            json!({"cursor_path": "n", "initial_value": 0, "end_value": 3, "row_order": "asc"}),
+        )
+        .expect("spec");
+        let mut inc = Incremental::new("t", &asc, None, None).expect("inc");
+        let mut out = String::new();
+        inc.filter_text(r#"{"n": 1} {"n": 2} {"n": 3} {"n": 1}"#, &mut out)
+            .expect("filter");
+        assert_eq!(out.lines().count(), 2);
+        assert!(inc.should_stop());
+        // without row_order every row is looked at
+        let mut unordered = asc.clone();
+        unordered.row_order = None;
+        let mut inc = Incremental::new("t", &unordered, None, None).expect("inc");
+        let mut out = String::new();
+        inc.filter_text(r#"{"n": 1} {"n": 3} {"n": 2}"#, &mut out)
+            .expect("filter");
+        assert_eq!(out.lines().count(), 2);
+        assert!(!inc.should_stop());
+        // descending: a row behind the start ends the window
+        let desc: IncrementalSpec = serde_json::from_value(
+            json!({"cursor_path": "n", "initial_value": 5, "row_order": "desc"}),
+        )
+        .expect("spec");
+        let mut inc = Incremental::new("t", &desc, None, None).expect("inc");
+        let mut out = String::new();
+        inc.filter_text(r#"{"n": 9} {"n": 7} {"n": 4} {"n": 8}"#, &mut out)
+            .expect("filter");
+        assert_eq!(out.lines().count(), 2);
+        assert!(inc.should_stop());
     }
 }

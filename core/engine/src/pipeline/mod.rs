@@ -846,6 +846,9 @@ impl Pipeline {
                                 pending.push('\n');
                             }
                         }
+                        if incremental.as_ref().is_some_and(Incremental::should_stop) {
+                            break;
+                        }
                         if pending.len() >= 4 << 20 {
                             normalizer
                                 .push(table, std::mem::take(&mut pending))
@@ -863,6 +866,11 @@ impl Pipeline {
                         .push_arrow(table, &batch, ArrowOptions::default())
                         .map_err(normalize_err)?;
                 }
+            }
+            if incremental.as_ref().is_some_and(Incremental::should_stop) {
+                // row_order: nothing later is in the window; close the stream (no more pages)
+                tracing::debug!(target: "sluice::pipeline", resource = %r.name, "incremental row_order reached the end of the window");
+                break;
             }
         }
         if !pending.is_empty() {

@@ -1,0 +1,139 @@
+//! Pipeline behaviour end to end through the DuckDB destination plugin: state restored from the
+//! destination on a fresh machine, and the `simple_pipeline` example of the quick start.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+use sluice::pipeline::{CodeSource, Pipeline, Resource, RunOptions};
+use sluice_destination_duckdb::duckdb;
+use sluice_registry::{Registry, SearchPath};
+use sluice_sdk::resource::IncrementalSpec;
+
+/// `<target>/<profile>`: where the workspace build leaves the plugins.
+fn plugin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("exe");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("profile dir")
+        .to_path_buf()
+}
+
+fn pipeline(pipelines_dir: &Path, db: &Path) -> Pipeline {
+    Pipeline::builder("events_pipeline")
+        .registry(Registry::new(SearchPath::from_dirs([plugin_dir()])))
+        .destination("duckdb")
+        .destination_config(json!({"credentials": db.to_string_lossy()}), json!({}))
+        .dataset_name("events_data")
+        .pipelines_dir(pipelines_dir)
+        .build()
+        .expect("pipeline")
+}
+
+/// A resource over a shared list of events, recording the start value each run was given.
+fn events(rows: Arc<Mutex<Vec<Value>>>, seen: Arc<Mutex<Vec<Option<Value>>>>) -> CodeSource {
+    let spec: IncrementalSpec =
+        serde_json::from_value(json!({"cursor_path": "id", "initial_value": 0})).expect("spec");
+    let resource = Resource::from_fn("events", move |req| {
+        let start = req.incremental.as_ref().and_then(|w| w.start_value.clone());
+        seen.lock().expect("lock").push(start);
+        let rows = rows.lock().expect("lock").clone();
+        Box::new(rows.into_iter())
+    })
+    .primary_key(["id"])
+    .incremental(spec);
+    CodeSource::new("events_source", vec![resource])
+}
+
+fn ids(db: &Path) -> Vec<i64> {
+    let con = duckdb::Connection::open(db).expect("open");
+    let mut st = con
+        .prepare(r#"SELECT id FROM "events_data"."events" ORDER BY id"#)
+        .expect("query");
+    let rows = st.query_map([], |r| r.get::<_, i64>(0)).expect("rows");
+    rows.map(|r| r.expect("row")).collect()
+}
+
+#[test]
+fn a_fresh_working_dir_restores_state_from_the_destination_and_continues_incrementally() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = tmp.path().join("dest.duckdb");
+    let rows = Arc::new(Mutex::new(
+        (1..=3)
+            .map(|i| json!({"id": i, "v": format!("r{i}")}))
+            .collect::<Vec<_>>(),
+    ));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let source = events(rows.clone(), seen.clone());
+
+    // machine A
+    let mut a = pipeline(&tmp.path().join("machine_a"), &db);
+    let info = a.run(&source, &RunOptions::default()).expect("run 1");
+    assert!(!info.has_failed_jobs());
+    assert_eq!(ids(&db), [1, 2, 3]);
+    drop(a);
+
+    // machine B: nothing local; the source gained rows 4 and 5 (and still serves 1..3)
+    rows.lock()
+        .expect("lock")
+        .extend((4..=5).map(|i| json!({"id": i, "v": format!("r{i}")})));
+    let dir_b = tmp.path().join("machine_b");
+    assert!(!dir_b.exists());
+    let mut b = pipeline(&dir_b, &db);
+    b.run(&source, &RunOptions::default()).expect("run 2");
+    assert_eq!(ids(&db), [1, 2, 3, 4, 5], "rows 1..3 must not load twice");
+    // the second run started where the first ended: the state came from the destination
+    assert_eq!(
+        *seen.lock().expect("lock"),
+        [Some(json!(0)), Some(json!(3))]
+    );
+    let inc = &b.state().to_value()["sources"]["events_pipeline"]["resources"]["events"]
+        ["incremental"]["id"];
+    assert_eq!(inc["last_value"], json!(5), "{inc}");
+    // and the restored pipeline keeps its schema: a third run with nothing new loads nothing
+    drop(b);
+    let mut b = pipeline(&dir_b, &db);
+    b.run(&source, &RunOptions::default()).expect("run 3");
+    assert_eq!(ids(&db), [1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn the_simple_pipeline_example_loads_and_replaces() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = tmp.path().join("simple.duckdb");
+    let example = plugin_dir().join("examples").join("simple_pipeline");
+    assert!(
+        example.exists(),
+        "{} is built by cargo test",
+        example.display()
+    );
+    for _ in 0..2 {
+        let out = std::process::Command::new(&example)
+            .env("DUCKDB_DATABASE", &db)
+            .env("SLUICE_PLUGIN_PATH", plugin_dir())
+            .env("XDG_DATA_HOME", tmp.path().join("data"))
+            .current_dir(tmp.path())
+            .output()
+            .expect("run the example");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("is LOADED and contains no failed jobs"),
+            "{stdout}"
+        );
+    }
+    let con = duckdb::Connection::open(&db).expect("open");
+    let mut st = con
+        .prepare(r#"SELECT id, name FROM "mydata"."load_dict" ORDER BY id"#)
+        .expect("query");
+    let rows: Vec<(i64, String)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("rows")
+        .map(|r| r.expect("row"))
+        .collect();
+    assert_eq!(rows, [(1, "Alice".to_string()), (2, "Bob".to_string())]);
+}
