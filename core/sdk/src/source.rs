@@ -115,6 +115,7 @@ impl StreamContext {
             pending: None,
             final_state: None,
             cancel: self.cancel.clone(),
+            finished: false,
         })
     }
 }
@@ -333,14 +334,20 @@ struct ChannelProducer {
     pending: Option<RecordBatch>,
     final_state: Option<Value>,
     cancel: CancelToken,
+    finished: bool,
 }
 
 impl ChannelProducer {
     fn take_outcome(&mut self) -> Result<()> {
+        if self.finished {
+            // taken already (the producer ended before sending anything: `schema` took it)
+            return Ok(());
+        }
         let outcome = self.outcome.lock().ok().and_then(|mut g| g.take());
         match outcome {
             Some(Ok(state)) => {
                 self.final_state = state;
+                self.finished = true;
                 Ok(())
             }
             Some(Err(e)) => Err(e),
@@ -421,5 +428,23 @@ impl BatchProducer for ChannelProducer {
 
     fn final_state(&mut self) -> Option<Value> {
         self.final_state.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CancelFlag;
+
+    #[test]
+    fn a_producer_that_sends_nothing_ends_cleanly_with_its_state() {
+        let flag = CancelFlag::new();
+        let ctx = StreamContext::new(flag.token());
+        let mut stream = ctx.spawn(Some(crate::json_schema()), |_sink| async move {
+            Ok(Some(serde_json::json!({"cursor": 7})))
+        });
+        assert_eq!(stream.schema().expect("schema"), crate::json_schema());
+        assert!(stream.next_batch().expect("end").is_none());
+        assert_eq!(stream.final_state(), Some(serde_json::json!({"cursor": 7})));
     }
 }

@@ -151,6 +151,15 @@ impl<S: BatchSink> Normalizer<S> {
                     (array.clone(), incoming)
                 }
             };
+            // parquet has no second-unit timestamps (arrow-rs writes them as plain INT64, which
+            // destinations then cannot cast): carry them as milliseconds, same instant
+            let array = match array.data_type() {
+                ArrowType::Timestamp(TimeUnit::Second, tz) => arrow_cast::cast(
+                    &array,
+                    &ArrowType::Timestamp(TimeUnit::Millisecond, tz.clone()),
+                )?,
+                _ => array,
+            };
             fields.push(Field::new(&column.name, array.data_type().clone(), true));
             arrays.push(array);
         }

@@ -4,6 +4,7 @@
 
 use std::cmp::Ordering;
 
+use arrow_array::{Array, BooleanArray, RecordBatch};
 use serde_json::{json, Map, Value};
 use sluice_sdk::resource::{IncrementalSpec, IncrementalWindow};
 
@@ -20,7 +21,19 @@ fn compare(a: &Value, b: &Value) -> Option<Ordering> {
                 x.as_f64()?.partial_cmp(&y.as_f64()?)
             }
         }
-        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        (Value::String(x), Value::String(y)) => {
+            // ISO datetimes in different styles (`Z` and `+00:00`, with and without fractions)
+            // compare as instants; strings of one style compare as text
+            if x.len() != y.len() {
+                if let (Ok(a), Ok(b)) = (
+                    chrono::DateTime::parse_from_rfc3339(x),
+                    chrono::DateTime::parse_from_rfc3339(y),
+                ) {
+                    return Some(a.cmp(&b));
+                }
+            }
+            Some(x.cmp(y))
+        }
         (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
         _ => None,
     }
@@ -226,8 +239,23 @@ impl Incremental {
             node = node.and_then(|n| n.get(key));
         }
         let cursor = match node {
-            Some(n) if !n.is_null() => value_of(n),
-            _ => {
+            Some(n) if !n.is_null() => Some(value_of(n)),
+            _ => None,
+        };
+        let mut hash = |this: &Self| this.row_hash(item);
+        self.keep_cursor(cursor, &mut hash)
+    }
+
+    /// The decision for one row given its cursor value (`None` when missing or null);
+    /// `hash` computes the row's deduplication hash when the boundary needs it.
+    fn keep_cursor(
+        &mut self,
+        cursor: Option<Value>,
+        hash: &mut dyn FnMut(&Self) -> String,
+    ) -> Result<bool> {
+        let cursor = match cursor {
+            Some(c) => c,
+            None => {
                 return match self.spec.on_cursor_value_missing.as_deref() {
                     Some("include") => Ok(true),
                     Some("exclude") => Ok(false),
@@ -255,7 +283,7 @@ impl Incremental {
             self.last_value = Some(cursor);
             self.boundary_hashes.clear();
             if !self.dedup_disabled() {
-                let h = self.row_hash(item);
+                let h = hash(self);
                 self.boundary_hashes.push(h);
             }
             self.yielded = true;
@@ -268,7 +296,7 @@ impl Incremental {
                     return Ok(false);
                 }
                 if !self.dedup_disabled() {
-                    let h = self.row_hash(item);
+                    let h = hash(self);
                     if self.stored_hashes.contains(&h) {
                         return Ok(false);
                     }
@@ -285,13 +313,72 @@ impl Incremental {
                 .as_ref()
                 .is_some_and(|l| compare(&cursor, l) == Some(Ordering::Equal))
         {
-            let h = self.row_hash(item);
+            let h = hash(self);
             if !self.boundary_hashes.contains(&h) {
                 self.boundary_hashes.push(h);
             }
         }
         self.yielded = true;
         Ok(true)
+    }
+
+    /// Filters a typed Arrow batch on its cursor column (a top-level column, as dlt requires
+    /// for Arrow tables): the kept rows, in order.
+    pub fn filter_batch(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let schema = batch.schema();
+        let name = self.spec.cursor_path.trim_start_matches("$.");
+        let idx = schema.index_of(name).map_err(|_| {
+            Error::data(format!(
+                "resource `{}`: the incremental cursor `{}` is not a column of the data (columns: {})",
+                self.resource,
+                self.spec.cursor_path,
+                schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        let cursor_col = batch.column(idx).clone();
+        let pk_idx: Option<Vec<usize>> = self
+            .primary_key
+            .as_ref()
+            .map(|pk| pk.iter().filter_map(|k| schema.index_of(k).ok()).collect());
+        let mut mask = Vec::with_capacity(batch.num_rows());
+        for row in 0..batch.num_rows() {
+            if self.stop {
+                mask.push(false);
+                continue;
+            }
+            let cursor = arrow_value(cursor_col.as_ref(), row);
+            let cursor = (!cursor.is_null()).then_some(cursor);
+            let mut hash = |_: &Self| -> String {
+                let text = match &pk_idx {
+                    Some(cols) if cols.len() == 1 => {
+                        sorted_json(&arrow_value(batch.column(cols[0]).as_ref(), row))
+                    }
+                    Some(cols) => sorted_json(&Value::Array(
+                        cols.iter()
+                            .map(|&c| arrow_value(batch.column(c).as_ref(), row))
+                            .collect(),
+                    )),
+                    None => {
+                        let m: Map<String, Value> = schema
+                            .fields()
+                            .iter()
+                            .enumerate()
+                            .map(|(i, f)| {
+                                (f.name().clone(), arrow_value(batch.column(i).as_ref(), row))
+                            })
+                            .collect();
+                        sorted_json(&Value::Object(m))
+                    }
+                };
+                dedup_hash(&text)
+            };
+            mask.push(self.keep_cursor(cursor, &mut hash)?);
+        }
+        if mask.iter().all(|&k| k) {
+            return Ok(batch.clone());
+        }
+        arrow_select::filter::filter_record_batch(batch, &BooleanArray::from(mask))
+            .map_err(|e| Error::internal(format!("incremental filter: {e}")))
     }
 
     /// Whether `row_order` tells that no later row can be in the window (the source's stream
@@ -356,6 +443,59 @@ impl Incremental {
             "unique_hashes": hashes,
             "start_value": start_value.unwrap_or(Value::Null),
         }))
+    }
+}
+
+/// One Arrow value as JSON, as the incremental cursor compares it: numbers, text, booleans,
+/// dates as `YYYY-MM-DD`, timestamps as ISO 8601 (`+00:00` when zoned or naive UTC).
+fn arrow_value(col: &dyn Array, row: usize) -> Value {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::*;
+    use arrow_schema::{DataType, TimeUnit};
+    if col.is_null(row) {
+        return Value::Null;
+    }
+    match col.data_type() {
+        DataType::Int8 => json!(col.as_primitive::<Int8Type>().value(row)),
+        DataType::Int16 => json!(col.as_primitive::<Int16Type>().value(row)),
+        DataType::Int32 => json!(col.as_primitive::<Int32Type>().value(row)),
+        DataType::Int64 => json!(col.as_primitive::<Int64Type>().value(row)),
+        DataType::UInt8 => json!(col.as_primitive::<UInt8Type>().value(row)),
+        DataType::UInt16 => json!(col.as_primitive::<UInt16Type>().value(row)),
+        DataType::UInt32 => json!(col.as_primitive::<UInt32Type>().value(row)),
+        DataType::UInt64 => json!(col.as_primitive::<UInt64Type>().value(row)),
+        DataType::Float32 => json!(col.as_primitive::<Float32Type>().value(row)),
+        DataType::Float64 => json!(col.as_primitive::<Float64Type>().value(row)),
+        DataType::Boolean => json!(col.as_boolean().value(row)),
+        DataType::Utf8 => json!(col.as_string::<i32>().value(row)),
+        DataType::LargeUtf8 => json!(col.as_string::<i64>().value(row)),
+        DataType::Utf8View => json!(col.as_string_view().value(row)),
+        DataType::Date32 => {
+            let days = col.as_primitive::<Date32Type>().value(row);
+            chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163)
+                .map_or(Value::Null, |d| json!(d.format("%Y-%m-%d").to_string()))
+        }
+        DataType::Timestamp(unit, _) => {
+            let v = match unit {
+                TimeUnit::Second => {
+                    col.as_primitive::<TimestampSecondType>().value(row) * 1_000_000
+                }
+                TimeUnit::Millisecond => {
+                    col.as_primitive::<TimestampMillisecondType>().value(row) * 1_000
+                }
+                TimeUnit::Microsecond => col.as_primitive::<TimestampMicrosecondType>().value(row),
+                TimeUnit::Nanosecond => {
+                    col.as_primitive::<TimestampNanosecondType>().value(row) / 1_000
+                }
+            };
+            chrono::DateTime::from_timestamp_micros(v).map_or(Value::Null, |t| {
+                json!(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false))
+            })
+        }
+        _ => {
+            let s = arrow_cast::display::array_value_to_string(col, row).unwrap_or_default();
+            json!(s)
+        }
     }
 }
 
@@ -499,5 +639,62 @@ mod tests {
             .expect("filter");
         assert_eq!(out.lines().count(), 2);
         assert!(inc.should_stop());
+    }
+
+    #[test]
+    fn arrow_batches_filter_on_a_column_with_boundary_dedup() {
+        use arrow_array::{Int64Array, StringArray, TimestampMicrosecondArray};
+        use std::sync::Arc;
+        let schema = Arc::new(arrow_schema::Schema::new(vec![
+            arrow_schema::Field::new("id", arrow_schema::DataType::Int64, false),
+            arrow_schema::Field::new(
+                "ts",
+                arrow_schema::DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, None),
+                true,
+            ),
+            arrow_schema::Field::new("v", arrow_schema::DataType::Utf8, true),
+        ]));
+        let day = 86_400_000_000i64;
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(vec![1, 2, 3, 4])),
+                Arc::new(TimestampMicrosecondArray::from(vec![
+                    day,
+                    2 * day,
+                    3 * day,
+                    3 * day,
+                ])),
+                Arc::new(StringArray::from(vec!["a", "b", "c", "d"])),
+            ],
+        )
+        .expect("batch");
+        let spec: IncrementalSpec = serde_json::from_value(
+            json!({"cursor_path": "ts", "initial_value": "1970-01-03T00:00:00Z"}),
+        )
+        .expect("spec");
+        let mut inc = Incremental::new("t", &spec, None, Some(vec!["id".into()])).expect("inc");
+        let kept = inc.filter_batch(&batch).expect("filter");
+        // the initial value is inclusive, in another ISO style than the column's
+        assert_eq!(kept.num_rows(), 3);
+        let state = inc.final_state(None).expect("state");
+        assert_eq!(state["last_value"], json!("1970-01-04T00:00:00+00:00"));
+        assert_eq!(state["unique_hashes"].as_array().map(Vec::len), Some(2));
+        // the next run: rows at the boundary seen before are dropped
+        let stored = state.as_object().cloned().expect("obj");
+        let mut next =
+            Incremental::new("t", &spec, Some(&stored), Some(vec!["id".into()])).expect("inc");
+        assert_eq!(next.filter_batch(&batch).expect("filter").num_rows(), 0);
+        // a missing cursor column is named
+        let e = Incremental::new(
+            "t",
+            &serde_json::from_value(json!({"cursor_path": "nope"})).expect("spec"),
+            None,
+            None,
+        )
+        .expect("inc")
+        .filter_batch(&batch)
+        .expect_err("missing column");
+        assert!(e.to_string().contains("`nope` is not a column"), "{e}");
     }
 }

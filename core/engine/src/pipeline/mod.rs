@@ -98,9 +98,57 @@ pub struct StepError {
     pub source: Error,
 }
 
+/// What a run reports while it goes (for progress bars and logs).
+#[derive(Debug, Clone)]
+pub enum ProgressEvent {
+    /// A resource started extracting.
+    ResourceStarted {
+        /// Resource name.
+        resource: String,
+    },
+    /// Items read so far from a resource (JSON documents are counted by line).
+    Items {
+        /// Resource name.
+        resource: String,
+        /// Items so far.
+        items: u64,
+    },
+    /// A resource finished.
+    ResourceDone {
+        /// Resource name.
+        resource: String,
+        /// Items read.
+        items: u64,
+    },
+    /// A step started.
+    StepStarted(Step),
+    /// A step finished.
+    StepDone(Step),
+}
+
+/// A progress callback.
+#[derive(Clone)]
+pub struct ProgressHook(pub Arc<dyn Fn(&ProgressEvent) + Send + Sync>);
+
+impl std::fmt::Debug for ProgressHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressHook")
+    }
+}
+
+impl RunOptions {
+    fn report(&self, e: ProgressEvent) {
+        if let Some(h) = &self.progress {
+            (h.0)(&e);
+        }
+    }
+}
+
 /// Options of one run.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
+    /// Called with progress events.
+    pub progress: Option<ProgressHook>,
     /// Only these resources (default: the source's selected resources).
     pub resources: Option<Vec<String>>,
     /// Stop each resource after this many items/pages.
@@ -488,6 +536,37 @@ impl Pipeline {
             .map_err(Error::Plugin)
     }
 
+    /// Runs a SQL query on the destination (through the plugin's client) and collects the
+    /// result; `sluice pipeline <name> show | query` use it.
+    pub fn query(&self, sql: &str) -> Result<Vec<arrow_array::RecordBatch>> {
+        let mut client = self.open_client()?;
+        let flag = CancelFlag::new();
+        let mut stream = client.query(sql, &flag.token()).map_err(Error::Plugin)?;
+        let mut out = Vec::new();
+        while let Some(b) = stream.next_batch().map_err(Error::Plugin)? {
+            out.push(b);
+        }
+        Ok(out)
+    }
+
+    /// Forgets the local state and schemas and restores them from the destination now
+    /// (`sluice pipeline <name> sync`); pending packages are kept.
+    pub fn sync(&mut self) -> Result<()> {
+        for p in [self.state_path(), self.working_dir.join("schemas")] {
+            if p.is_dir() {
+                std::fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+            } else if p.exists() {
+                std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+            }
+        }
+        self.state = PipelineState::new(&self.name);
+        self.schema = None;
+        let mut client = self.open_client()?;
+        self.sync_from_destination(client.as_mut())?;
+        self.synced = true;
+        self.save_local()
+    }
+
     /// Restores state and schema from the destination when the local ones are missing or
     /// older (spec e.3). Runs once per pipeline object.
     fn sync_from_destination(&mut self, client: &mut dyn DestinationClient) -> Result<()> {
@@ -561,11 +640,16 @@ impl Pipeline {
             return Ok(info);
         }
         let load_id = new_load_id();
+        options.report(ProgressEvent::StepStarted(Step::Extract));
         let produced = self.extract_normalize(source, options, &load_id)?;
+        options.report(ProgressEvent::StepDone(Step::Normalize));
         if !produced {
             return Ok(self.empty_info());
         }
-        self.load_pending_ids(std::slice::from_ref(&load_id))
+        options.report(ProgressEvent::StepStarted(Step::Load));
+        let info = self.load_pending_ids(std::slice::from_ref(&load_id));
+        options.report(ProgressEvent::StepDone(Step::Load));
+        info
     }
 
     fn load_pending_ids(&mut self, ids: &[String]) -> Result<LoadInfo> {
@@ -833,7 +917,30 @@ impl Pipeline {
             .open_resource(request, StreamContext::new(flag.token()))
             .map_err(|e| extract_err(e.into()))?;
         let mut pending = String::new();
+        options.report(ProgressEvent::ResourceStarted {
+            resource: r.name.clone(),
+        });
+        let mut items: u64 = 0;
         while let Some(batch) = stream.next_batch().map_err(|e| extract_err(e.into()))? {
+            if options.progress.is_some() {
+                items += match r.data_format {
+                    DataFormat::Arrow => batch.num_rows() as u64,
+                    DataFormat::Json => sluice_sdk::json_texts(&batch)
+                        .map(|texts| {
+                            texts
+                                .map(|t| {
+                                    let n = memchr::memchr_iter(b'\n', t.as_bytes()).count() as u64;
+                                    n + u64::from(!t.trim_end().is_empty() && !t.ends_with('\n'))
+                                })
+                                .sum()
+                        })
+                        .unwrap_or(0),
+                };
+                options.report(ProgressEvent::Items {
+                    resource: r.name.clone(),
+                    items,
+                });
+            }
             match r.data_format {
                 DataFormat::Json => {
                     for text in sluice_sdk::json_texts(&batch).map_err(|e| extract_err(e.into()))? {
@@ -862,9 +969,15 @@ impl Pipeline {
                             .push(table, std::mem::take(&mut pending))
                             .map_err(normalize_err)?;
                     }
-                    normalizer
-                        .push_arrow(table, &batch, ArrowOptions::default())
-                        .map_err(normalize_err)?;
+                    let batch = match incremental.as_mut() {
+                        Some(inc) => inc.filter_batch(&batch).map_err(extract_err)?,
+                        None => batch,
+                    };
+                    if batch.num_rows() > 0 {
+                        normalizer
+                            .push_arrow(table, &batch, ArrowOptions::default())
+                            .map_err(normalize_err)?;
+                    }
                 }
             }
             if incremental.as_ref().is_some_and(Incremental::should_stop) {
@@ -876,6 +989,10 @@ impl Pipeline {
         if !pending.is_empty() {
             normalizer.push(table, pending).map_err(normalize_err)?;
         }
+        options.report(ProgressEvent::ResourceDone {
+            resource: r.name.clone(),
+            items,
+        });
         // the resource's new state
         let mut new_state = match stream.final_state() {
             Some(Value::Object(m)) => m,

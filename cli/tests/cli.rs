@@ -1,0 +1,316 @@
+//! The `sluice` binary end to end: every command, the happy paths and the error paths. The
+//! plugins are the workspace's own, found next to the binary (`scripts/test.sh` builds them
+//! first). Output is snapshotted with temporary paths and timings filtered.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("root")
+        .to_path_buf()
+}
+
+struct Env {
+    tmp: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        Self {
+            tmp: tempfile::tempdir().expect("tmp"),
+        }
+    }
+    fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+    fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("sluice").expect("binary");
+        c.current_dir(self.dir())
+            .env("SLUICE_DATA_DIR", self.dir().join("data"))
+            .env_remove("SLUICE_PLUGIN_PATH")
+            .env("NO_COLOR", "1");
+        c
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("run")
+    }
+    /// stdout + stderr with the temp dir, load ids, timings and versions made stable.
+    fn text(&self, out: &Output) -> String {
+        let mut s = String::from_utf8_lossy(&out.stdout).to_string();
+        s.push_str(&String::from_utf8_lossy(&out.stderr));
+        let s = s.replace(&self.dir().display().to_string(), "[TMP]");
+        let s = regex::Regex::new(r"\d{10}\.\d{6}")
+            .expect("re")
+            .replace_all(&s, "[LOAD_ID]")
+            .to_string();
+        let s = regex::Regex::new(r"\d+\.\d\d seconds")
+            .expect("re")
+            .replace_all(&s, "[N] seconds")
+            .to_string();
+        regex::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
+            .expect("re")
+            .replace_all(&s, "[TIME]")
+            .to_string()
+    }
+    fn copy_sample(&self) {
+        let dst = self.dir().join("sample_data");
+        std::fs::create_dir_all(&dst).expect("mkdir");
+        for f in ["issues.jsonl", "customers.csv", "sample_pipeline.toml"] {
+            std::fs::copy(repo_root().join("sample_data").join(f), dst.join(f)).expect("copy");
+        }
+    }
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+#[test]
+fn version_and_help() {
+    let e = Env::new();
+    let out = e.run(&["--version"]);
+    assert_eq!(code(&out), 0);
+    let v = String::from_utf8_lossy(&out.stdout);
+    assert!(v.starts_with("sluice ") && v.contains("plugin ABI"), "{v}");
+    for sub in [
+        &["--help"][..],
+        &["run", "--help"],
+        &["init", "--help"],
+        &["pipeline", "--help"],
+        &["plugins", "--help"],
+    ] {
+        let out = e.run(sub);
+        assert_eq!(code(&out), 0, "{sub:?}");
+        assert!(!out.stdout.is_empty());
+    }
+    for sub in ["run", "init", "pipeline", "plugins", "completions"] {
+        let out = e.run(&[sub, "--help"]);
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Example"),
+            "{sub} --help has no examples"
+        );
+    }
+    let out = e.run(&["completions", "bash"]);
+    assert_eq!(code(&out), 0);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("_sluice"));
+    let out = e.run(&["no-such-command"]);
+    assert_eq!(code(&out), 2);
+}
+
+#[test]
+fn plugins_list_and_info() {
+    let e = Env::new();
+    let out = e.run(&["plugins", "list"]);
+    assert_eq!(code(&out), 0);
+    let t = e.text(&out);
+    assert!(
+        t.contains("duckdb")
+            && t.contains("filesystem")
+            && t.contains("destination")
+            && t.contains("source"),
+        "{t}"
+    );
+    let out = e.run(&["plugins", "info", "filesystem"]);
+    assert_eq!(code(&out), 0);
+    assert!(e.text(&out).contains("bucket_url"));
+    let out = e.run(&["plugins", "info", "nope"]);
+    assert_ne!(code(&out), 0);
+}
+
+#[test]
+fn quickstart_runs_then_is_a_no_op_and_the_pipeline_can_be_inspected() {
+    let e = Env::new();
+    e.copy_sample();
+    let out = e.run(&[
+        "run",
+        "sample_data/sample_pipeline.toml",
+        "--progress",
+        "log",
+    ]);
+    let t = e.text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(
+        t.contains("issues: 120 rows") && t.contains("customers: 200 rows"),
+        "{t}"
+    );
+    assert!(
+        t.contains(
+            "1 load package(s) were loaded to destination duckdb and into dataset sample_data"
+        ),
+        "{t}"
+    );
+    assert!(e.dir().join("sample.duckdb").is_file());
+    // no new files: nothing extracted
+    let out = e.run(&["run", "sample_data/sample_pipeline.toml", "--json"]);
+    assert_eq!(code(&out), 0);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["packages"].as_array().map(Vec::len), Some(0), "{v}");
+    assert_eq!(v["has_failed_jobs"], false);
+
+    let out = e.run(&["pipeline", "--list"]);
+    insta::assert_snapshot!(
+        "pipeline_list",
+        regex::Regex::new(r"\(last run: .*\)")
+            .expect("re")
+            .replace_all(&e.text(&out), "(last run: [WHEN])")
+    );
+    let out = e.run(&["pipeline", "sample", "info"]);
+    assert_eq!(code(&out), 0);
+    let t = e.text(&out);
+    assert!(
+        t.contains("dataset_name: sample_data")
+            && t.contains("tables: ")
+            && t.contains("issues__labels"),
+        "{t}"
+    );
+    let out = e.run(&["pipeline", "sample", "show", "customers", "--rows", "2"]);
+    let t = e.text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(
+        t.contains("customers: 200 rows") && t.contains("customer_id"),
+        "{t}"
+    );
+    let out = e.run(&[
+        "pipeline",
+        "sample",
+        "query",
+        "SELECT state, count(*) AS n FROM sample_data.issues GROUP BY 1 ORDER BY 1",
+    ]);
+    let t = e.text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    insta::assert_snapshot!("pipeline_query", t);
+    let out = e.run(&["pipeline", "sample", "schema", "--format", "json"]);
+    assert_eq!(code(&out), 0);
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).expect("schema json");
+    assert!(
+        schema["tables"]["issues__labels"]["parent"] == "issues",
+        "{schema}"
+    );
+    let out = e.run(&["pipeline", "sample", "schema"]);
+    assert!(e.text(&out).contains("issues__assignees:"));
+    let out = e.run(&["pipeline", "sample", "trace"]);
+    assert!(e.text(&out).contains("\"status\": \"ok\""));
+    let out = e.run(&["pipeline", "sample", "load-package"]);
+    assert!(e.text(&out).contains("is LOADED"), "{}", e.text(&out));
+    let out = e.run(&["pipeline", "sample", "failed-jobs"]);
+    assert!(e.text(&out).contains("no failed jobs"));
+    let out = e.run(&["pipeline", "sample", "drop-pending-packages"]);
+    assert!(e.text(&out).contains("dropped 0"));
+    let out = e.run(&["pipeline", "sample", "sync"]);
+    assert_eq!(code(&out), 0, "{}", e.text(&out));
+    let out = e.run(&["pipeline", "nope", "info"]);
+    assert_eq!(code(&out), 2);
+}
+
+#[test]
+fn init_scaffolds_and_asks_before_overwriting() {
+    let e = Env::new();
+    let out = e.run(&["init", "filesystem", "duckdb"]);
+    assert_eq!(code(&out), 0, "{}", e.text(&out));
+    insta::assert_snapshot!("init_output", e.text(&out));
+    let pipeline =
+        std::fs::read_to_string(e.dir().join("filesystem_pipeline.toml")).expect("pipeline file");
+    insta::assert_snapshot!("init_pipeline_file", pipeline);
+    let config = std::fs::read_to_string(e.dir().join(".sluice/config.toml")).expect("config");
+    assert!(
+        config.contains("bucket_url = \"<configure me>\""),
+        "{config}"
+    );
+    let gi = std::fs::read_to_string(e.dir().join(".gitignore")).expect("gitignore");
+    assert!(gi.contains(".sluice/secrets.toml"));
+    // running it now names the missing value and every key tried
+    let out = e.run(&["run"]);
+    let t = e.text(&out);
+    assert_eq!(code(&out), 2, "{t}");
+    assert!(
+        t.contains("missing configuration for source `filesystem`")
+            && t.contains("SOURCES__FILESYSTEM__BUCKET_URL"),
+        "{t}"
+    );
+    // the environment fills it in
+    std::fs::create_dir_all(e.dir().join("files")).expect("mkdir");
+    std::fs::write(e.dir().join("files/a.csv"), "x,y\n1,2\n").expect("write");
+    let out = e
+        .cmd()
+        .args(["run", "filesystem_pipeline.toml"])
+        .env("SOURCES__FILESYSTEM__BUCKET_URL", "files")
+        .env("SOURCES__FILESYSTEM__FILE_GLOB", "*.csv")
+        .output()
+        .expect("run");
+    assert_eq!(code(&out), 0, "{}", e.text(&out));
+    // existing files are not overwritten without --yes
+    let out = e.run(&["init", "filesystem", "duckdb"]);
+    assert_eq!(code(&out), 2);
+    assert!(e.text(&out).contains("--yes"));
+    let out = e.run(&["init", "filesystem", "duckdb", "--yes"]);
+    assert_eq!(code(&out), 0);
+    // unknown destination lists the known ones; unknown source gets the rest_api template
+    let out = e.run(&["init", "filesystem", "nodb"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        e.text(&out).contains("known destinations are: duckdb"),
+        "{}",
+        e.text(&out)
+    );
+    let out = e.run(&["init", "my_api", "duckdb", "--yes"]);
+    assert_eq!(code(&out), 0);
+    let p = std::fs::read_to_string(e.dir().join("my_api_pipeline.toml")).expect("template");
+    assert!(
+        p.contains("name = \"rest_api\"") && p.contains("base_url"),
+        "{p}"
+    );
+    let out = e.run(&["init", "--list-sources"]);
+    assert!(e.text(&out).contains("filesystem"));
+    let out = e.run(&["init", "--list-destinations"]);
+    assert!(e.text(&out).contains("duckdb"));
+}
+
+#[test]
+fn error_paths_exit_2_with_clear_messages() {
+    let e = Env::new();
+    // malformed pipeline file: line and column
+    std::fs::write(
+        e.dir().join("bad_pipeline.toml"),
+        "[pipeline]\nname = \"x\"\ndestination = duckdb\n",
+    )
+    .expect("write");
+    let out = e.run(&["run", "bad_pipeline.toml"]);
+    assert_eq!(code(&out), 2);
+    insta::assert_snapshot!("malformed_pipeline_file", e.text(&out));
+    // unknown source plugin
+    std::fs::write(
+        e.dir().join("x_pipeline.toml"),
+        "[pipeline]\nname = \"x\"\n[source]\nname = \"nosuch\"\n",
+    )
+    .expect("write");
+    let out = e.run(&["run", "x_pipeline.toml"]);
+    assert_eq!(code(&out), 2);
+    assert!(e.text(&out).contains("nosuch"), "{}", e.text(&out));
+    // no pipeline file at all
+    let empty = tempfile::tempdir().expect("tmp");
+    let out = e
+        .cmd()
+        .current_dir(empty.path())
+        .arg("run")
+        .output()
+        .expect("run");
+    assert_eq!(code(&out), 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sluice init"));
+    // an unwritable working directory
+    std::fs::write(
+        e.dir().join("ok_pipeline.toml"),
+        "[pipeline]\nname = \"w\"\npipelines_dir = \"/proc/forbidden\"\n[source]\nname = \"filesystem\"\n[source.config]\nbucket_url = \".\"\nfile_glob = \"*.csv\"\n",
+    )
+    .expect("write");
+    let out = e.run(&["run", "ok_pipeline.toml"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        e.text(&out).contains("cannot create the working directory"),
+        "{}",
+        e.text(&out)
+    );
+}
