@@ -68,6 +68,13 @@ pub enum PipelineCommand {
     },
     /// Failed jobs with their messages, across packages.
     FailedJobs,
+    /// Drop resources: their tables (and nested tables) in the destination, their schema and
+    /// their state, so the next run loads them from scratch.
+    Drop {
+        /// The resources to drop.
+        #[arg(required = true)]
+        resources: Vec<String>,
+    },
     /// Delete the packages that were extracted but not loaded.
     DropPendingPackages,
     /// Drop the local state and schemas and restore them from the destination.
@@ -308,6 +315,16 @@ pub fn run(registry: Registry, args: PipelineArgs) -> Result<ExitCode, String> {
             println!(
                 "{}",
                 arrow_cast::pretty::pretty_format_batches(&batches).map_err(|e| e.to_string())?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        PipelineCommand::Drop { resources } => {
+            let mut p = open(&registry, &name, &dir, &state)?;
+            let tables = p.drop_resources(&resources).map_err(|e| e.to_string())?;
+            println!(
+                "pipeline `{name}`: dropped resources {} (tables {}); their state was reset",
+                resources.join(", "),
+                tables.join(", ")
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -202,6 +202,19 @@ fn quickstart_runs_then_is_a_no_op_and_the_pipeline_can_be_inspected() {
     assert!(e.text(&out).contains("dropped 0"));
     let out = e.run(&["pipeline", "sample", "sync"]);
     assert_eq!(code(&out), 0, "{}", e.text(&out));
+    // drop a resource: its tables go, its file state resets, the next run loads it again
+    let out = e.run(&["pipeline", "sample", "drop", "issues"]);
+    let t = e.text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(t.contains("issues__labels"), "{t}");
+    let out = e.run(&["pipeline", "sample", "query", "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'sample_data' AND table_name LIKE 'issues%'"]);
+    assert!(e.text(&out).contains("| 0 "), "{}", e.text(&out));
+    let out = e.run(&["pipeline", "sample", "drop", "nope"]);
+    assert_eq!(code(&out), 2);
+    let out = e.run(&["run", "sample_data/sample_pipeline.toml", "--progress", "log"]);
+    let t = e.text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(t.contains("issues: 120 rows") && !t.contains("customers: 200"), "{t}");
     let out = e.run(&["pipeline", "nope", "info"]);
     assert_eq!(code(&out), 2);
 }

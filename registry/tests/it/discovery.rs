@@ -49,7 +49,10 @@ fn a_missing_plugin_lists_every_path_searched() {
             "{dir:?} missing from: {msg}"
         );
     }
-    assert!(msg.contains("hint: known sources: sample"), "{msg}");
+    assert!(
+        msg.contains("hint: known sources: ") && msg.contains("sample"),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -549,6 +549,90 @@ impl Pipeline {
         Ok(out)
     }
 
+    /// Drops the tables of `resources` (with their nested tables) in the destination and from
+    /// the schema, forgets the resources' state, and stores the new schema and state in the
+    /// destination with a load package of its own (`sluice pipeline <name> drop`, dlt's
+    /// `pipeline drop`). Returns the dropped tables.
+    pub fn drop_resources(&mut self, resources: &[String]) -> Result<Vec<String>> {
+        if !self.synced {
+            let mut client = self.open_client()?;
+            self.sync_from_destination(client.as_mut())?;
+            self.synced = true;
+        }
+        let mut schema = self.schema.clone().ok_or_else(|| {
+            Error::config(format!("pipeline `{}` has no schema yet: nothing to drop", self.name))
+        })?;
+        let known: Vec<String> = schema
+            .tables()
+            .iter()
+            .filter(|(n, t)| t.parent.is_none() && !n.starts_with("_dlt"))
+            .map(|(n, t)| t.resource.clone().unwrap_or_else(|| n.clone()))
+            .collect();
+        for r in resources {
+            if !known.contains(r) {
+                return Err(Error::config(format!(
+                    "pipeline `{}` has no resource `{r}` (its resources: {})",
+                    self.name,
+                    known.join(", ")
+                )));
+            }
+        }
+        let roots: Vec<String> = schema
+            .tables()
+            .iter()
+            .filter(|(n, t)| {
+                t.parent.is_none()
+                    && resources.contains(&t.resource.clone().unwrap_or_else(|| n.to_string()))
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        let tables: Vec<String> = schema
+            .tables()
+            .keys()
+            .filter(|n| roots.iter().any(|r| schema.root_table_of(n) == r))
+            .cloned()
+            .collect();
+        let mut client = self.open_client()?;
+        client
+            .drop_tables(&sluice_sdk::destination::DropTablesRequest {
+                tables: tables.clone(),
+                staging: true,
+            })
+            .map_err(Error::Plugin)?;
+        drop(client);
+        for t in &tables {
+            schema.doc_mut().tables.shift_remove(t);
+        }
+        schema.recompile()?;
+        let section = self
+            .state
+            .get("sources")
+            .and_then(Value::as_object)
+            .and_then(|srcs| {
+                srcs.iter().find_map(|(name, v)| {
+                    let rs = v.get("resources")?.as_object()?;
+                    resources.iter().any(|r| rs.contains_key(r)).then(|| name.clone())
+                })
+            })
+            .unwrap_or_else(|| schema.name().to_string());
+        for r in resources {
+            self.state.reset_resource_state(&section, r);
+        }
+        self.schema = Some(schema);
+        self.save_local()?;
+        // a package with the new schema and state only, so the destination forgets them too
+        let empty = resource::CodeSource::new(&section, Vec::new());
+        self.run(
+            &empty,
+            &RunOptions {
+                section: Some(section.clone()),
+                resources: Some(Vec::new()),
+                ..Default::default()
+            },
+        )?;
+        Ok(tables)
+    }
+
     /// Forgets the local state and schemas and restores them from the destination now
     /// (`sluice pipeline <name> sync`); pending packages are kept.
     pub fn sync(&mut self) -> Result<()> {
