@@ -211,10 +211,18 @@ fn quickstart_runs_then_is_a_no_op_and_the_pipeline_can_be_inspected() {
     assert!(e.text(&out).contains("| 0 "), "{}", e.text(&out));
     let out = e.run(&["pipeline", "sample", "drop", "nope"]);
     assert_eq!(code(&out), 2);
-    let out = e.run(&["run", "sample_data/sample_pipeline.toml", "--progress", "log"]);
+    let out = e.run(&[
+        "run",
+        "sample_data/sample_pipeline.toml",
+        "--progress",
+        "log",
+    ]);
     let t = e.text(&out);
     assert_eq!(code(&out), 0, "{t}");
-    assert!(t.contains("issues: 120 rows") && !t.contains("customers: 200"), "{t}");
+    assert!(
+        t.contains("issues: 120 rows") && !t.contains("customers: 200"),
+        "{t}"
+    );
     let out = e.run(&["pipeline", "nope", "info"]);
     assert_eq!(code(&out), 2);
 }
@@ -326,4 +334,76 @@ fn error_paths_exit_2_with_clear_messages() {
         "{}",
         e.text(&out)
     );
+}
+
+#[test]
+fn a_missing_secret_names_every_key_tried_and_plugins_validate() {
+    let e = Env::new();
+    // a plugin manifest that requires a secret (config is resolved before any library loads)
+    let exe = assert_cmd::cargo::cargo_bin("sluice");
+    let release = exe.parent().expect("release dir");
+    let text =
+        std::fs::read_to_string(release.join("filesystem.sluice-plugin.toml")).expect("manifest");
+    let lib = release.join("libsluice_source_filesystem.so");
+    let text = text
+        .replace("name = \"filesystem\"", "name = \"vault\"")
+        .replace(
+            "\"libsluice_source_filesystem.so\"",
+            &format!("{:?}", lib.display().to_string()),
+        );
+    let (head, tail) = text.split_once("[library]").expect("library section");
+    let manifest = format!("{head}[[secrets]]\nkey = \"api_token\"\nrequired = true\ndescription = \"the vault token\"\n\n[library]{tail}");
+    let plugins = e.dir().join("plugins");
+    std::fs::create_dir_all(&plugins).expect("mkdir");
+    std::fs::write(plugins.join("vault.sluice-plugin.toml"), manifest).expect("write");
+    std::fs::write(
+        e.dir().join("vault_pipeline.toml"),
+        "[pipeline]\nname = \"v\"\n[source]\nname = \"vault\"\n[source.config]\nbucket_url = \".\"\nfile_glob = \"*.csv\"\n",
+    )
+    .expect("write");
+    let out = e
+        .cmd()
+        .args([
+            "--plugin-dir",
+            plugins.to_str().expect("utf8"),
+            "run",
+            "vault_pipeline.toml",
+        ])
+        .output()
+        .expect("run");
+    let t = e.text(&out);
+    assert_eq!(code(&out), 2, "{t}");
+    for needle in [
+        "`api_token`",
+        "(secret)",
+        "v.sources.vault.api_token",
+        "SOURCES__VAULT__API_TOKEN",
+        "V__SOURCES__VAULT__API_TOKEN",
+    ] {
+        assert!(t.contains(needle), "{needle} not in {t}");
+    }
+    // given in the environment it is found (and never printed)
+    let out = e
+        .cmd()
+        .args([
+            "--plugin-dir",
+            plugins.to_str().expect("utf8"),
+            "run",
+            "vault_pipeline.toml",
+        ])
+        .env("SOURCES__VAULT__API_TOKEN", "s3cr3t-t0ken")
+        .output()
+        .expect("run");
+    let t = e.text(&out);
+    assert!(!t.contains("s3cr3t-t0ken"), "{t}");
+    assert!(!t.contains("missing configuration"), "{t}");
+    // plugins validate: a real library passes, a non-plugin file is refused with the reason
+    let out = e.run(&["plugins", "validate", lib.to_str().expect("utf8")]);
+    assert_eq!(code(&out), 0, "{}", e.text(&out));
+    let out = e.run(&[
+        "plugins",
+        "validate",
+        e.dir().join("vault_pipeline.toml").to_str().expect("utf8"),
+    ]);
+    assert_ne!(code(&out), 0, "{}", e.text(&out));
 }

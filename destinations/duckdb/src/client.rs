@@ -82,6 +82,23 @@ impl DuckDbClient {
             con.execute_batch(&format!("SET threads = {t}"))
                 .map_err(|e| db_err("cannot set threads", e))?;
         }
+        let limit = config
+            .memory_limit
+            .clone()
+            .unwrap_or_else(|| crate::config::DEFAULT_MEMORY_LIMIT.to_string());
+        if !limit.eq_ignore_ascii_case("none") {
+            if limit.is_empty()
+                || !limit
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == ' ')
+            {
+                return Err(Error::config(format!(
+                    "duckdb `memory_limit` must look like `512MB` or `2GB` (or `none`), got `{limit}`"
+                )));
+            }
+            con.execute_batch(&format!("SET memory_limit = '{limit}'"))
+                .map_err(|e| db_err("cannot set memory_limit", e))?;
+        }
         let dataset = request.dataset_name.clone();
         let staging = request
             .staging_dataset_name

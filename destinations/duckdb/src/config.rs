@@ -17,7 +17,15 @@ pub struct DuckDbConfig {
     /// DuckDB threads.
     #[serde(default)]
     pub threads: Option<u32>,
+    /// DuckDB's memory limit (`SET memory_limit`), e.g. `512MB`; `none` leaves DuckDB's own
+    /// default (80% of RAM). Pages beyond it spill to DuckDB's temp directory.
+    #[serde(default)]
+    pub memory_limit: Option<String>,
 }
+
+/// The memory limit sluice sets unless configured: a big load then holds this much of DuckDB's
+/// buffer pool instead of caching the whole inserted data (see docs/architecture.md).
+pub const DEFAULT_MEMORY_LIMIT: &str = "512MB";
 
 impl DuckDbConfig {
     /// The database path for a pipeline.

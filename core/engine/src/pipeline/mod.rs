@@ -560,7 +560,10 @@ impl Pipeline {
             self.synced = true;
         }
         let mut schema = self.schema.clone().ok_or_else(|| {
-            Error::config(format!("pipeline `{}` has no schema yet: nothing to drop", self.name))
+            Error::config(format!(
+                "pipeline `{}` has no schema yet: nothing to drop",
+                self.name
+            ))
         })?;
         let known: Vec<String> = schema
             .tables()
@@ -611,7 +614,10 @@ impl Pipeline {
             .and_then(|srcs| {
                 srcs.iter().find_map(|(name, v)| {
                     let rs = v.get("resources")?.as_object()?;
-                    resources.iter().any(|r| rs.contains_key(r)).then(|| name.clone())
+                    resources
+                        .iter()
+                        .any(|r| rs.contains_key(r))
+                        .then(|| name.clone())
                 })
             })
             .unwrap_or_else(|| schema.name().to_string());
