@@ -1,0 +1,738 @@
+//! dlt's declarative `rest_api` source (spec i): a dlt user's `rest_api_source` dict, written as
+//! TOML or JSON, key for key.
+//!
+//! * `client`: `base_url`, `headers`, `paginator`, `auth` (secrets: `[sources.rest_api.auth]`).
+//! * `resources`: names or tables with `endpoint` (`path`, `method`, `params`, `json`, `headers`,
+//!   `paginator`, `data_selector`, `response_actions`, `incremental`, `auth`) and resource hints
+//!   (`write_disposition`, `primary_key`, `merge_key`, `columns`, `table_name`,
+//!   `max_table_nesting`, `selected`, `include_from_parent`); `resource_defaults` merged in.
+//! * Parent → child: `{resources.<parent>.<field>}` placeholders (or the legacy
+//!   `{type = "resolve", resource, field}` params) make a resource request once per parent record.
+//! * Incremental: `endpoint.incremental` (`cursor_path`, `initial_value`, `start_param`,
+//!   `end_param`, ...) binds the window to query parameters; `{incremental.start_value}`
+//!   placeholders work in path, params and json. The host filters the records and keeps state.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use sluice_rest::{Auth, PaginatorConfig, ResponseAction, RestClient, RetryConfig};
+use sluice_sdk::prelude::*;
+use sluice_sdk::resource::{IncrementalSpec, IncrementalWindow, KeyHint, WriteDispositionHint};
+use sluice_sdk::PageRequest;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientConfig {
+    base_url: String,
+    #[serde(default)]
+    headers: IndexMap<String, String>,
+    #[serde(default)]
+    auth: Option<Value>,
+    #[serde(default)]
+    paginator: Option<PaginatorConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct IncrementalConfig {
+    #[serde(flatten)]
+    spec: IncrementalSpec,
+    #[serde(default)]
+    start_param: Option<String>,
+    #[serde(default)]
+    end_param: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Endpoint {
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    params: Map<String, Value>,
+    #[serde(default)]
+    json: Option<Value>,
+    #[serde(default)]
+    headers: IndexMap<String, String>,
+    #[serde(default)]
+    paginator: Option<PaginatorConfig>,
+    #[serde(default)]
+    data_selector: Option<String>,
+    #[serde(default)]
+    response_actions: Vec<ResponseAction>,
+    #[serde(default)]
+    incremental: Option<IncrementalConfig>,
+    #[serde(default)]
+    auth: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResourceConfig {
+    name: String,
+    #[serde(default)]
+    endpoint: Option<Value>,
+    #[serde(default)]
+    table_name: Option<String>,
+    #[serde(default)]
+    write_disposition: Option<WriteDispositionHint>,
+    #[serde(default)]
+    primary_key: Option<KeyHint>,
+    #[serde(default)]
+    merge_key: Option<KeyHint>,
+    #[serde(default)]
+    columns: Option<Value>,
+    #[serde(default)]
+    max_table_nesting: Option<u32>,
+    #[serde(default)]
+    schema_contract: Option<Value>,
+    #[serde(default)]
+    selected: Option<bool>,
+    #[serde(default)]
+    include_from_parent: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Config {
+    client: ClientConfig,
+    resources: Vec<Value>,
+    #[serde(default)]
+    resource_defaults: Option<Value>,
+    #[serde(default)]
+    rate_limit: Option<f64>,
+    #[serde(flatten)]
+    retry: RetryConfig,
+}
+
+#[derive(Debug, Clone)]
+struct Resource {
+    descriptor: ResourceDescriptor,
+    endpoint: Endpoint,
+    path: String,
+    parent: Option<String>,
+    include_from_parent: Vec<String>,
+    /// legacy `{type = "resolve"}` params: name -> (resource, field)
+    resolve: Vec<(String, String, String)>,
+    client: RestClient,
+    paginator: Option<PaginatorConfig>,
+}
+
+/// The source.
+pub struct RestApi {
+    resources: IndexMap<String, Resource>,
+}
+
+fn config_error(e: impl std::fmt::Display) -> Error {
+    Error::config(format!("config of source `rest_api`: {e}"))
+}
+
+/// dlt's merge of `resource_defaults` into a resource: resource keys win; `endpoint` merges key
+/// by key with `params` and `json` one level deep; `columns` merge column-wise.
+fn merge_defaults(defaults: &Value, resource: Value) -> Value {
+    let (Value::Object(d), Value::Object(mut r)) = (defaults.clone(), resource.clone()) else {
+        return resource;
+    };
+    for (k, dv) in d {
+        match (k.as_str(), r.get_mut(&k)) {
+            (_, None) => {
+                r.insert(k, dv);
+            }
+            ("endpoint", Some(rv)) => {
+                if let Value::String(p) = rv {
+                    *rv = serde_json::json!({ "path": p.clone() });
+                }
+                if let (Value::Object(de), Value::Object(re)) = (dv, rv) {
+                    for (ek, ev) in de {
+                        match (ek.as_str(), re.get_mut(&ek)) {
+                            (_, None) => {
+                                re.insert(ek, ev);
+                            }
+                            ("params" | "json", Some(Value::Object(inner))) => {
+                                if let Value::Object(evm) = ev {
+                                    for (pk, pv) in evm {
+                                        inner.entry(pk).or_insert(pv);
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            ("columns", Some(Value::Object(rc))) => {
+                if let Value::Object(dc) = dv {
+                    for (ck, cv) in dc {
+                        rc.entry(ck).or_insert(cv);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Value::Object(r)
+}
+
+fn parse_auth(v: &Value) -> Result<Auth> {
+    let mut v = v.clone();
+    if let Value::Object(m) = &mut v {
+        // dlt: a dict without `type` is bearer
+        m.entry("type")
+            .or_insert_with(|| Value::String("bearer".into()));
+    }
+    serde_json::from_value(v).map_err(|e| {
+        // never echo the secret values: only the error's shape
+        Error::config(format!(
+            "config of source `rest_api`: invalid `auth` ({})",
+            e.to_string().split(" at line").next().unwrap_or("invalid")
+        ))
+    })
+}
+
+/// The placeholders `{resources.<name>.<field>}` in a text.
+fn parent_refs(text: &str, out: &mut Vec<(String, String)>) {
+    let mut rest = text;
+    while let Some(i) = rest.find("{resources.") {
+        let after = &rest[i + 11..];
+        if let Some(end) = after.find('}') {
+            let inner = &after[..end];
+            if let Some((res, field)) = inner.split_once('.') {
+                out.push((res.to_string(), field.to_string()));
+            }
+            rest = &after[end..];
+        } else {
+            break;
+        }
+    }
+}
+
+fn value_refs(v: &Value, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::String(s) => parent_refs(s, out),
+        Value::Array(a) => a.iter().for_each(|x| value_refs(x, out)),
+        Value::Object(m) => m.iter().for_each(|(k, x)| {
+            parent_refs(k, out);
+            value_refs(x, out)
+        }),
+        _ => {}
+    }
+}
+
+/// What placeholders resolve against.
+struct Ctx<'a> {
+    parent_name: Option<&'a str>,
+    parent: Option<&'a Value>,
+    incremental: Option<&'a IncrementalWindow>,
+    /// static/legacy values for `{name}` path placeholders
+    named: &'a Map<String, Value>,
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl Ctx<'_> {
+    fn lookup(&self, key: &str, resource: &str) -> Result<Value> {
+        if let Some(rest) = key.strip_prefix("resources.") {
+            let (res, field) = rest.split_once('.').unwrap_or((rest, ""));
+            let item = match (self.parent_name, self.parent) {
+                (Some(p), Some(item)) if p == res => item,
+                _ => {
+                    return Err(Error::config(format!(
+                        "resource `{resource}`: placeholder `{{{key}}}` refers to `{res}`, which is not its parent"
+                    )))
+                }
+            };
+            return sluice_rest::select::find(item, field).cloned().ok_or_else(|| {
+                Error::data(format!(
+                    "resource `{resource}`: the parent `{res}` record has no field `{field}` (placeholder `{{{key}}}`)"
+                ))
+            });
+        }
+        if let Some(which) = key.strip_prefix("incremental.") {
+            let w = self.incremental.ok_or_else(|| {
+                Error::config(format!(
+                    "resource `{resource}`: `{{{key}}}` needs `endpoint.incremental`"
+                ))
+            })?;
+            let v = match which {
+                "start_value" => w
+                    .start_value
+                    .clone()
+                    .or_else(|| w.spec.initial_value.clone()),
+                "last_value" => w
+                    .last_value
+                    .clone()
+                    .or_else(|| w.spec.initial_value.clone()),
+                "initial_value" => w.spec.initial_value.clone(),
+                "end_value" => w.end_value.clone(),
+                other => {
+                    return Err(Error::config(format!(
+                        "resource `{resource}`: unknown placeholder `{{incremental.{other}}}`"
+                    )))
+                }
+            };
+            return Ok(v.unwrap_or(Value::Null));
+        }
+        self.named.get(key).cloned().ok_or_else(|| {
+            Error::config(format!(
+                "resource `{resource}`: placeholder `{{{key}}}` has no value (use `{{resources.<parent>.<field>}}`, `{{incremental.start_value}}` or a param of that name; literal braces are doubled)"
+            ))
+        })
+    }
+
+    fn render(&self, text: &str, resource: &str) -> Result<String> {
+        let mut out = String::with_capacity(text.len());
+        let mut chars = text.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '{' if text[i + 1..].starts_with('{') => {
+                    out.push('{');
+                    chars.next();
+                }
+                '}' if text[i + 1..].starts_with('}') => {
+                    out.push('}');
+                    chars.next();
+                }
+                '{' => {
+                    let end = text[i..].find('}').ok_or_else(|| {
+                        Error::config(format!("resource `{resource}`: unclosed `{{` in `{text}`"))
+                    })?;
+                    let key = &text[i + 1..i + end];
+                    out.push_str(&value_text(&self.lookup(key, resource)?));
+                    while chars.peek().is_some_and(|(j, _)| *j <= i + end) {
+                        chars.next();
+                    }
+                }
+                _ => out.push(c),
+            }
+        }
+        Ok(out)
+    }
+
+    fn render_value(&self, v: &Value, resource: &str) -> Result<Value> {
+        Ok(match v {
+            Value::String(s) => {
+                let t = s.trim();
+                // exactly one placeholder keeps the value's type
+                if t.starts_with('{')
+                    && t.ends_with('}')
+                    && !t.starts_with("{{")
+                    && t[1..].find('{').is_none()
+                {
+                    self.lookup(&t[1..t.len() - 1], resource)?
+                } else {
+                    Value::String(self.render(s, resource)?)
+                }
+            }
+            Value::Array(a) => Value::Array(
+                a.iter()
+                    .map(|x| self.render_value(x, resource))
+                    .collect::<Result<_>>()?,
+            ),
+            Value::Object(m) => {
+                let mut o = Map::new();
+                for (k, x) in m {
+                    o.insert(self.render(k, resource)?, self.render_value(x, resource)?);
+                }
+                Value::Object(o)
+            }
+            other => other.clone(),
+        })
+    }
+}
+
+impl RestApi {
+    /// Opens the source from its resolved config and secrets.
+    pub fn open(config: Value, secrets: Value) -> Result<Self> {
+        let config: Config = serde_json::from_value(config).map_err(config_error)?;
+        let client_auth = match secrets.get("auth").or(config.client.auth.as_ref()) {
+            Some(v) if !v.is_null() => Some(parse_auth(v)?),
+            _ => None,
+        };
+        let mut headers: Vec<(String, String)> =
+            config.client.headers.clone().into_iter().collect();
+        headers.retain(|(k, _)| !k.is_empty());
+        let mut base = RestClient::new(
+            &config.client.base_url,
+            headers,
+            client_auth,
+            config.retry.clone(),
+        )?;
+        if let Some(r) = config.rate_limit {
+            base = base.with_rate_limit(r);
+        }
+        let defaults = config.resource_defaults.clone().unwrap_or(Value::Null);
+        let mut resources: IndexMap<String, Resource> = IndexMap::new();
+        for raw in &config.resources {
+            let raw = match raw {
+                Value::String(name) => serde_json::json!({"name": name}),
+                other => other.clone(),
+            };
+            let merged = merge_defaults(&defaults, raw);
+            let rc: ResourceConfig = serde_json::from_value(merged).map_err(config_error)?;
+            let endpoint: Endpoint = match rc.endpoint.clone() {
+                None => Endpoint::default(),
+                Some(Value::String(p)) => Endpoint {
+                    path: Some(p),
+                    ..Default::default()
+                },
+                Some(v) => serde_json::from_value(v)
+                    .map_err(|e| config_error(format!("resource `{}`: endpoint: {e}", rc.name)))?,
+            };
+            let path = endpoint.path.clone().unwrap_or_else(|| rc.name.clone());
+            // the parent, from placeholders and legacy resolve params
+            let mut refs = Vec::new();
+            parent_refs(&path, &mut refs);
+            for (k, v) in &endpoint.params {
+                parent_refs(k, &mut refs);
+                value_refs(v, &mut refs);
+            }
+            if let Some(j) = &endpoint.json {
+                value_refs(j, &mut refs);
+            }
+            for (k, v) in &endpoint.headers {
+                parent_refs(k, &mut refs);
+                parent_refs(v, &mut refs);
+            }
+            let mut resolve = Vec::new();
+            let mut params_incremental: Option<IncrementalConfig> = None;
+            for (k, v) in &endpoint.params {
+                match v.get("type").and_then(Value::as_str) {
+                    Some("resolve") => {
+                        let res = v
+                            .get("resource")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string();
+                        let field = v
+                            .get("field")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string();
+                        refs.push((res.clone(), field.clone()));
+                        resolve.push((k.clone(), res, field));
+                    }
+                    Some("incremental") => {
+                        let spec: IncrementalSpec =
+                            serde_json::from_value(v.clone()).map_err(|e| {
+                                config_error(format!("resource `{}`: params.{k}: {e}", rc.name))
+                            })?;
+                        params_incremental = Some(IncrementalConfig {
+                            spec,
+                            start_param: Some(k.clone()),
+                            end_param: None,
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            let mut parents: Vec<String> = refs.iter().map(|(r, _)| r.clone()).collect();
+            parents.dedup();
+            if parents.len() > 1 {
+                return Err(config_error(format!(
+                    "resource `{}` refers to several parents ({}): all placeholders of a resource must reference the same parent",
+                    rc.name,
+                    parents.join(", ")
+                )));
+            }
+            let parent = parents.pop();
+            if let Some(p) = &parent {
+                if !resources.contains_key(p) {
+                    return Err(config_error(format!(
+                        "resource `{}` refers to `{p}`, which is not a resource defined before it",
+                        rc.name
+                    )));
+                }
+            }
+            if !rc.include_from_parent.is_empty() && parent.is_none() {
+                return Err(config_error(format!(
+                    "resource `{}` has include_from_parent but no parent resource",
+                    rc.name
+                )));
+            }
+            let incremental = endpoint.incremental.clone().or(params_incremental);
+            let mut endpoint = endpoint;
+            endpoint.incremental = incremental.clone();
+            // single entity: the last path segment is a placeholder
+            let single = path
+                .rsplit('/')
+                .next()
+                .is_some_and(|s| s.contains('{') && !s.contains("{{"));
+            if single && endpoint.data_selector.is_none() {
+                endpoint.data_selector = Some("$".into());
+            }
+            let paginator = endpoint
+                .paginator
+                .clone()
+                .or_else(|| single.then(|| PaginatorConfig::Name("single_page".into())))
+                .or_else(|| config.client.paginator.clone());
+            if let Some(p) = &paginator {
+                p.build()
+                    .map_err(|e| config_error(format!("resource `{}`: {e}", rc.name)))?;
+            }
+            let mut client = base.clone().with_label(&format!("resource `{}`", rc.name));
+            if let Some(a) = &endpoint.auth {
+                client = client.with_auth(Some(parse_auth(a)?));
+            }
+            let mut d = ResourceDescriptor::new(&rc.name);
+            d.table_name = rc.table_name.clone();
+            d.write_disposition = rc.write_disposition.clone();
+            d.primary_key = rc.primary_key.clone();
+            d.merge_key = rc.merge_key.clone();
+            if let Some(c) = &rc.columns {
+                d.columns = serde_json::from_value(c.clone())
+                    .map_err(|e| config_error(format!("resource `{}`: columns: {e}", rc.name)))?;
+            }
+            d.max_table_nesting = rc.max_table_nesting;
+            d.schema_contract = rc.schema_contract.clone();
+            d.selected = rc.selected.unwrap_or(true);
+            d.incremental = incremental.as_ref().map(|i| i.spec.clone());
+            d.depends_on = parent.iter().cloned().collect();
+            resources.insert(
+                rc.name.clone(),
+                Resource {
+                    descriptor: d,
+                    endpoint,
+                    path,
+                    parent,
+                    include_from_parent: rc.include_from_parent.clone(),
+                    resolve,
+                    client,
+                    paginator,
+                },
+            );
+        }
+        if resources.is_empty() {
+            return Err(config_error("`resources` is empty"));
+        }
+        Ok(Self { resources })
+    }
+}
+
+type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where a resource's pages go.
+type Emit = dyn FnMut(Vec<Value>) -> BoxFut<'static, Result<()>> + Send;
+
+/// Requests `res` (once, or for one parent record) and hands each page's records to `emit`.
+async fn run_endpoint(
+    res: &Resource,
+    parent_name: Option<&str>,
+    parent: Option<&Value>,
+    window: Option<&IncrementalWindow>,
+    page_limit: Option<u64>,
+    emit: &mut Emit,
+) -> Result<u64> {
+    let name = res.descriptor.name.as_str();
+    let mut named = Map::new();
+    // legacy resolve params and static params fill `{name}` path placeholders
+    for (k, v) in &res.endpoint.params {
+        if !v.is_object() {
+            named.insert(k.clone(), v.clone());
+        }
+    }
+    if let Some(item) = parent {
+        for (param, _res, field) in &res.resolve {
+            let v = sluice_rest::select::find(item, field).cloned().ok_or_else(|| {
+                Error::data(format!("resource `{name}`: the parent record has no field `{field}` (resolve param `{param}`)"))
+            })?;
+            named.insert(param.clone(), v);
+        }
+    }
+    let ctx = Ctx {
+        parent_name,
+        parent,
+        incremental: window,
+        named: &named,
+    };
+    let path = ctx.render(&res.path, name)?;
+    let mut request = PageRequest {
+        url: res.client.url(&path),
+        method: res.endpoint.method.clone().unwrap_or_else(|| "GET".into()),
+        ..Default::default()
+    };
+    for (k, v) in &res.endpoint.params {
+        let placeholder_in_path = res.path.contains(&format!("{{{k}}}"));
+        let special = v.get("type").and_then(Value::as_str).is_some();
+        if placeholder_in_path || special {
+            continue;
+        }
+        let v = ctx.render_value(v, name)?;
+        if !v.is_null() {
+            request.set_query(&ctx.render(k, name)?, value_text(&v));
+        }
+    }
+    for (k, v) in &res.endpoint.headers {
+        request
+            .headers
+            .push((ctx.render(k, name)?, ctx.render(v, name)?));
+    }
+    if let Some(j) = &res.endpoint.json {
+        request.json = Some(ctx.render_value(j, name)?);
+    }
+    if let (Some(inc), Some(w)) = (&res.endpoint.incremental, window) {
+        let start = w
+            .start_value
+            .clone()
+            .or_else(|| w.spec.initial_value.clone());
+        if let (Some(p), Some(v)) = (&inc.start_param, start) {
+            request.set_query(p, value_text(&v));
+        }
+        if let (Some(p), Some(v)) = (&inc.end_param, w.end_value.clone()) {
+            request.set_query(p, value_text(&v));
+        }
+    }
+    let paginator = match &res.paginator {
+        Some(p) => p.build()?,
+        None => None,
+    };
+    let mut pager = res.client.pages(
+        request,
+        paginator,
+        res.endpoint.data_selector.as_deref(),
+        &res.endpoint.response_actions,
+    );
+    let mut pages = 0;
+    while let Some(page) = pager.next_page().await? {
+        pages += 1;
+        let mut records = page.records;
+        if let (Some(pn), Some(item)) = (parent_name, parent) {
+            for f in &res.include_from_parent {
+                let v = sluice_rest::select::find(item, f).cloned().ok_or_else(|| {
+                    Error::data(format!("resource `{name}`: include_from_parent field `{f}` is missing in the `{pn}` record"))
+                })?;
+                for r in records.iter_mut() {
+                    if let Value::Object(m) = r {
+                        m.insert(format!("_{pn}_{f}"), v.clone());
+                    }
+                }
+            }
+        }
+        emit(records).await?;
+        if page_limit.is_some_and(|l| pages >= l) {
+            break;
+        }
+    }
+    Ok(pages)
+}
+
+impl RestApi {
+    /// Every record of `name` (through its parents), handed page by page to `emit`.
+    fn walk<'a>(
+        &'a self,
+        name: &'a str,
+        window: Option<&'a IncrementalWindow>,
+        limit: Option<u64>,
+        emit: &'a mut Emit,
+    ) -> BoxFut<'a, Result<()>> {
+        Box::pin(async move {
+            let res = self.resources.get(name).ok_or_else(|| {
+                Error::not_found(format!("source `rest_api` has no resource `{name}`"))
+            })?;
+            match &res.parent {
+                None => {
+                    run_endpoint(res, None, None, window, limit, emit).await?;
+                }
+                Some(parent) => {
+                    // the parent's records (its own window is not applied: all parents)
+                    let parents: Arc<Mutex<Vec<Value>>> = Arc::default();
+                    let sink = parents.clone();
+                    let mut collect = move |recs: Vec<Value>| -> BoxFut<'static, Result<()>> {
+                        if let Ok(mut p) = sink.lock() {
+                            p.extend(recs);
+                        }
+                        Box::pin(async { Ok(()) })
+                    };
+                    self.walk(parent, None, limit, &mut collect).await?;
+                    let items = std::mem::take(
+                        &mut *parents.lock().map_err(|_| Error::internal("poisoned"))?,
+                    );
+                    for item in &items {
+                        run_endpoint(res, Some(parent), Some(item), window, limit, emit).await?;
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Source for RestApi {
+    fn describe(&self) -> Result<Vec<ResourceDescriptor>> {
+        Ok(self
+            .resources
+            .values()
+            .map(|r| r.descriptor.clone())
+            .collect())
+    }
+
+    fn open_resource(&self, request: ResourceRequest, ctx: StreamContext) -> Result<BatchStream> {
+        if !self.resources.contains_key(&request.resource) {
+            return Err(Error::not_found(format!(
+                "source `rest_api` has no resource `{}` (it has {})",
+                request.resource,
+                self.resources
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let me = RestApi {
+            resources: self.resources.clone(),
+        };
+        Ok(
+            ctx.spawn(Some(sluice_sdk::json_schema()), move |sink| async move {
+                let window = request.incremental.clone();
+                // pages flow through a small bounded channel into JSON batches (backpressure end to end)
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Value>>(4);
+                let producer = async {
+                    let mut emit = move |recs: Vec<Value>| -> BoxFut<'static, Result<()>> {
+                        let tx = tx.clone();
+                        Box::pin(async move { tx.send(recs).await.map_err(|_| Error::cancelled()) })
+                    };
+                    me.walk(&request.resource, window.as_ref(), request.limit, &mut emit)
+                        .await
+                };
+                let consumer = async {
+                    let mut docs = JsonBatchBuilder::new(1 << 20);
+                    while let Some(recs) = rx.recv().await {
+                        for v in &recs {
+                            docs.push_value(v)?;
+                        }
+                        if docs.is_full() {
+                            sink.send(docs.finish()).await?;
+                        }
+                    }
+                    if !docs.is_empty() {
+                        sink.send(docs.finish()).await?;
+                    }
+                    Ok::<(), Error>(())
+                };
+                let (p, c) = tokio::join!(producer, consumer);
+                p?;
+                c?;
+                Ok(None)
+            }),
+        )
+    }
+}
+
+fn plugin() -> Plugin {
+    Plugin::new(
+        include_str!("../sluice-plugin.toml"),
+        env!("CARGO_PKG_VERSION"),
+    )
+    .source(RestApi::open)
+}
+
+sluice_sdk::declare_plugin!(pub fn plugin_module = plugin);
