@@ -38,6 +38,8 @@ struct Reply {
     headers: Vec<(String, String)>,
     body: String,
     delay: Option<Duration>,
+    /// bytes to send instead of `body` (binary bodies)
+    raw: Option<Vec<u8>>,
 }
 
 fn ok(v: Value) -> Reply {
@@ -46,6 +48,7 @@ fn ok(v: Value) -> Reply {
         headers: vec![("Content-Type".into(), "application/json".into())],
         body: v.to_string(),
         delay: None,
+        raw: None,
     }
 }
 
@@ -225,6 +228,7 @@ fn stripe_style_cursor_offset_with_total_and_page_numbers() {
             headers: vec![],
             body: "not found".into(),
             delay: None,
+            raw: None,
         },
     });
     let mut run = setup();
@@ -268,6 +272,7 @@ fn auth_flows_bearer_api_key_basic_and_oauth2() {
                         headers: vec![],
                         body: "{}".into(),
                         delay: None,
+                        raw: None,
                     }
                 };
             }
@@ -288,6 +293,7 @@ fn auth_flows_bearer_api_key_basic_and_oauth2() {
                 headers: vec![],
                 body: "{\"message\": \"Bad credentials\"}".into(),
                 delay: None,
+                raw: None,
             }
         }
     });
@@ -344,12 +350,14 @@ fn retries_honour_retry_after_then_succeed() {
                 headers: vec![("Retry-After".into(), "1".into())],
                 body: "slow down".into(),
                 delay: None,
+                raw: None,
             },
             1 => Reply {
                 status: 503,
                 headers: vec![],
                 body: "busy".into(),
                 delay: None,
+                raw: None,
             },
             _ => ok(json!([{"id": 1}, {"id": 2}])),
         }
@@ -385,6 +393,7 @@ fn child_resource_over_100_parents_with_include_from_parent() {
                     headers: vec![],
                     body: "{\"message\": \"gone\"}".into(),
                     delay: None,
+                    raw: None,
                 };
             }
             return ok(
@@ -396,6 +405,7 @@ fn child_resource_over_100_parents_with_include_from_parent() {
             headers: vec![],
             body: String::new(),
             delay: None,
+            raw: None,
         }
     });
     let mut run = setup();
@@ -466,18 +476,21 @@ fn bad_responses_end_in_clear_errors() {
             headers: vec![("Content-Type".into(), "text/html".into())],
             body: "<html><body><h1>Internal Server Error</h1></body></html>".into(),
             delay: None,
+            raw: None,
         },
         "/notjson" => Reply {
             status: 200,
             headers: vec![("Content-Type".into(), "text/html".into())],
             body: "<html>maintenance</html>".into(),
             delay: None,
+            raw: None,
         },
         "/slow" => Reply {
             status: 200,
             headers: vec![],
             body: "[]".into(),
             delay: Some(Duration::from_secs(3)),
+            raw: None,
         },
         "/forever" => ok(json!({"data": [{"id": 1}], "next": "/forever?page=2"})),
         _ => Reply {
@@ -485,6 +498,7 @@ fn bad_responses_end_in_clear_errors() {
             headers: vec![],
             body: String::new(),
             delay: None,
+            raw: None,
         },
     });
     let cases = [
@@ -530,4 +544,91 @@ fn config_errors_are_named() {
         Err(e) => e.to_string(),
     };
     assert!(e.contains("limit"), "{e}");
+}
+
+#[test]
+fn dlt_seed_configs_translate_key_for_key() {
+    let posted: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let p2 = posted.clone();
+    let url = serve(move |r| match r.path.as_str() {
+        "/orgs/myorg/repos" => {
+            assert_eq!(
+                r.headers.get("x-team").map(String::as_str),
+                Some("data"),
+                "resource_defaults headers"
+            );
+            ok(json!([{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]))
+        }
+        "/repos/myorg/a/issues" | "/repos/myorg/b/issues" => {
+            let since = r.query.get("since").cloned().unwrap_or_default();
+            assert_eq!(
+                since, "2024-01-01T00:00:00Z",
+                "the legacy incremental param sends the initial value"
+            );
+            ok(json!([{"number": 1, "updated_at": "2024-02-01T00:00:00Z"}]))
+        }
+        "/search" => {
+            let body: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+            p2.lock().expect("lock").push(body.clone());
+            let page = body["page"]["cursor"].as_str().unwrap_or("");
+            match page {
+                "" => ok(json!({"hits": [{"k": 1}, {"k": 2}], "next": "c2"})),
+                "c2" => ok(json!({"hits": [{"k": 3}], "next": null})),
+                _ => ok(json!({"hits": []})),
+            }
+        }
+        _ => Reply {
+            status: 404,
+            headers: vec![],
+            body: String::new(),
+            delay: None,
+            raw: None,
+        },
+    });
+    let mut run = setup();
+    run.run(
+        json!({
+            "client": {"base_url": url},
+            "resource_defaults": {"endpoint": {"headers": {"x-team": "data"}}, "write_disposition": "append"},
+            "resources": [
+                {"name": "repos", "endpoint": {"path": "orgs/{org}/repos", "params": {"org": "myorg"}}},
+                {"name": "issues", "endpoint": {
+                    "path": "repos/myorg/{repo}/issues",
+                    "params": {
+                        "repo": {"type": "resolve", "resource": "repos", "field": "name"},
+                        "since": {"type": "incremental", "cursor_path": "updated_at", "initial_value": "2024-01-01T00:00:00Z"},
+                    }}},
+                {"name": "search", "endpoint": {"path": "search", "method": "POST", "json": {"query": "sluice", "size": 2},
+                    "data_selector": "hits", "paginator": {"type": "cursor", "cursor_path": "next", "cursor_body_path": "page.cursor"}}},
+            ]
+        }),
+        json!({}),
+    )
+    .expect("run");
+    assert_eq!(run.count("repos"), 2);
+    assert_eq!(run.count("issues"), 2);
+    assert_eq!(run.count("search"), 3);
+    let bodies = posted.lock().expect("lock").clone();
+    assert_eq!(bodies[0], json!({"query": "sluice", "size": 2}));
+    assert_eq!(bodies[1]["page"]["cursor"], "c2");
+}
+
+#[test]
+fn the_rate_limit_spaces_requests() {
+    let url = serve(|r| {
+        let p = page_of(&r.query, "page", 1);
+        ok(
+            json!({"data": items(p * 10, 3), "next": if p < 5 { json!(format!("/z?page={}", p + 1)) } else { Value::Null }}),
+        )
+    });
+    let mut run = setup();
+    let t = Instant::now();
+    run.run(json!({"client": {"base_url": url}, "rate_limit": 10, "resources": [{"name": "z", "endpoint": {"path": "z"}}]}), json!({}))
+        .expect("run");
+    assert_eq!(run.count("z"), 15);
+    assert!(
+        t.elapsed() >= Duration::from_millis(380),
+        "5 requests at 10/s take at least 0.4 s: {:?}",
+        t.elapsed()
+    );
 }

@@ -14,7 +14,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -643,22 +642,31 @@ impl RestApi {
                     run_endpoint(res, None, None, window, limit, emit).await?;
                 }
                 Some(parent) => {
-                    // the parent's records (its own window is not applied: all parents)
-                    let parents: Arc<Mutex<Vec<Value>>> = Arc::default();
-                    let sink = parents.clone();
-                    let mut collect = move |recs: Vec<Value>| -> BoxFut<'static, Result<()>> {
-                        if let Ok(mut p) = sink.lock() {
-                            p.extend(recs);
-                        }
-                        Box::pin(async { Ok(()) })
+                    // the parent's pages stream into the child as they arrive (the parent's own
+                    // incremental window is not applied: every parent record)
+                    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Value>>(2);
+                    let parents = async move {
+                        let mut feed = move |recs: Vec<Value>| -> BoxFut<'static, Result<()>> {
+                            let tx = tx.clone();
+                            Box::pin(
+                                async move { tx.send(recs).await.map_err(|_| Error::cancelled()) },
+                            )
+                        };
+                        self.walk(parent, None, limit, &mut feed).await
                     };
-                    self.walk(parent, None, limit, &mut collect).await?;
-                    let items = std::mem::take(
-                        &mut *parents.lock().map_err(|_| Error::internal("poisoned"))?,
-                    );
-                    for item in &items {
-                        run_endpoint(res, Some(parent), Some(item), window, limit, emit).await?;
-                    }
+                    let children = async {
+                        while let Some(items) = rx.recv().await {
+                            for item in &items {
+                                run_endpoint(res, Some(parent), Some(item), window, limit, emit)
+                                    .await?;
+                            }
+                        }
+                        Ok::<(), Error>(())
+                    };
+                    let (p, c) = tokio::join!(parents, children);
+                    // a child error first (the parent then only saw its channel close)
+                    c?;
+                    p?;
                 }
             }
             Ok(())

@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow_array::RecordBatchReader;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use sluice_sdk::destination::{
     ClientRequest, LoadCompletion, LoadJob, LoadPlan, SchemaUpdateRequest, StoredState,
 };
@@ -144,9 +144,20 @@ impl RunOptions {
     }
 }
 
+/// What a resource hands to the normalizer.
+enum Item {
+    /// JSON documents (lines) for a table.
+    Json(String, String),
+    /// A typed Arrow batch for a table.
+    Arrow(String, arrow_array::RecordBatch),
+}
+
 /// Options of one run.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
+    /// Extract the resources one after the other (default: independent resources run
+    /// concurrently, one thread each).
+    pub sequential: bool,
     /// Called with progress events.
     pub progress: Option<ProgressHook>,
     /// Only these resources (default: the source's selected resources).
@@ -834,18 +845,103 @@ impl Pipeline {
             self.workers,
         );
         let created_at = now_iso();
+        // resources with a table, each with the state it starts from (dlt resets the state of
+        // a replaced resource, creating its source section)
+        let mut jobs_in: Vec<(&ResourceDescriptor, &str, Option<Map<String, Value>>)> = Vec::new();
         for (r, table) in &tables {
             let Some(table) = table else { continue };
-            self.extract_resource(
-                source,
+            if r.write_disposition.as_ref().map(|w| w.disposition())
+                == Some(sluice_sdk::schema::WriteDisposition::Replace)
+            {
+                state.reset_resource_state(&section, &r.name);
+            }
+            jobs_in.push((
                 r,
-                table,
-                &section,
-                &mut state,
-                &mut normalizer,
-                options,
-                load_id,
-            )?;
+                table.as_str(),
+                state.resource_state(&section, &r.name).cloned(),
+            ));
+        }
+        let this: &Pipeline = self;
+        let normalize_err = |e: Error| this.step_error(Step::Normalize, Some(load_id), e);
+        let mut push = |item: Item| -> Result<()> {
+            match item {
+                Item::Json(t, text) => normalizer.push(&t, text),
+                Item::Arrow(t, b) => normalizer.push_arrow(&t, &b, ArrowOptions::default()),
+            }
+            .map_err(normalize_err)
+        };
+        let results: Vec<Result<Option<Map<String, Value>>>> = if jobs_in.len() <= 1
+            || options.sequential
+        {
+            jobs_in
+                .iter()
+                .map(|(r, t, prev)| {
+                    this.extract_resource(source, r, t, prev.clone(), &mut push, options, load_id)
+                })
+                .collect()
+        } else {
+            // independent resources extract concurrently (one thread each); their items meet in
+            // one bounded channel that feeds the normalizer on this thread
+            std::thread::scope(|scope| {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Item>(8);
+                let handles: Vec<_> = jobs_in
+                    .iter()
+                    .map(|(r, t, prev)| {
+                        let tx = tx.clone();
+                        let prev = prev.clone();
+                        scope.spawn(move || {
+                            let mut send = |item: Item| -> Result<()> {
+                                tx.send(item).map_err(|_| {
+                                    Error::data("stopped: another resource of this run failed")
+                                })
+                            };
+                            this.extract_resource(source, r, t, prev, &mut send, options, load_id)
+                        })
+                    })
+                    .collect();
+                drop(tx);
+                let mut first_err: Option<Error> = None;
+                for item in rx.iter() {
+                    if let Err(e) = push(item) {
+                        first_err = Some(e);
+                        break;
+                    }
+                }
+                // dropping the receiver stops the producers (their sends fail)
+                drop(rx);
+                let mut results: Vec<Result<Option<Map<String, Value>>>> = handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(Error::internal("a resource's extract thread panicked"))
+                        })
+                    })
+                    .collect();
+                if let Some(e) = first_err {
+                    results.insert(0, Err(e));
+                }
+                results
+            })
+        };
+        // the first real error wins over the "stopped" errors it caused in other resources
+        let mut stopped: Option<Error> = None;
+        let mut new_states = Vec::new();
+        for res in results {
+            match res {
+                Ok(s) => new_states.push(s),
+                Err(e) if e.to_string().contains("stopped: another resource") => {
+                    stopped.get_or_insert(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(e) = stopped {
+            return Err(e);
+        }
+        for ((r, _, _), new_state) in jobs_in.iter().zip(new_states) {
+            if let Some(ns) = new_state {
+                *state.resource_state_mut(&section, &r.name) = ns;
+            }
         }
         let (report, writer, mut schema) = normalizer
             .finish()
@@ -955,26 +1051,20 @@ impl Pipeline {
     }
 
     #[allow(clippy::too_many_arguments)]
+    /// Reads one resource: its items go to `out` (JSON texts or Arrow batches, incremental
+    /// filtering applied); returns the resource's new state (`None`: leave it as it is).
     fn extract_resource(
         &self,
         source: &dyn Source,
         r: &ResourceDescriptor,
         table: &str,
-        section: &str,
-        state: &mut PipelineState,
-        normalizer: &mut ParallelNormalizer<ParquetWriter>,
+        previous: Option<Map<String, Value>>,
+        out: &mut dyn FnMut(Item) -> Result<()>,
         options: &RunOptions,
         load_id: &str,
-    ) -> Result<()> {
+    ) -> Result<Option<Map<String, Value>>> {
         let extract_err = |e: Error| self.step_error(Step::Extract, Some(load_id), e);
-        let normalize_err = |e: Error| self.step_error(Step::Normalize, Some(load_id), e);
-        if r.write_disposition.as_ref().map(|w| w.disposition())
-            == Some(sluice_sdk::schema::WriteDisposition::Replace)
-        {
-            // dlt resets the state of a replaced resource (creating its source section)
-            state.reset_resource_state(section, &r.name);
-        }
-        let previous = state.resource_state(section, &r.name).cloned();
+        let normalize_err = |e: Error| e;
         let mut resource_state = previous.clone().unwrap_or_default();
         let stored_incremental = resource_state.remove("incremental");
         let mut incremental = match &r.incremental {
@@ -1047,16 +1137,14 @@ impl Pipeline {
                             break;
                         }
                         if pending.len() >= 4 << 20 {
-                            normalizer
-                                .push(table, std::mem::take(&mut pending))
+                            out(Item::Json(table.to_string(), std::mem::take(&mut pending)))
                                 .map_err(normalize_err)?;
                         }
                     }
                 }
                 DataFormat::Arrow => {
                     if !pending.is_empty() {
-                        normalizer
-                            .push(table, std::mem::take(&mut pending))
+                        out(Item::Json(table.to_string(), std::mem::take(&mut pending)))
                             .map_err(normalize_err)?;
                     }
                     let batch = match incremental.as_mut() {
@@ -1064,9 +1152,7 @@ impl Pipeline {
                         None => batch,
                     };
                     if batch.num_rows() > 0 {
-                        normalizer
-                            .push_arrow(table, &batch, ArrowOptions::default())
-                            .map_err(normalize_err)?;
+                        out(Item::Arrow(table.to_string(), batch)).map_err(normalize_err)?;
                     }
                 }
             }
@@ -1077,7 +1163,7 @@ impl Pipeline {
             }
         }
         if !pending.is_empty() {
-            normalizer.push(table, pending).map_err(normalize_err)?;
+            out(Item::Json(table.to_string(), pending)).map_err(normalize_err)?;
         }
         options.report(ProgressEvent::ResourceDone {
             resource: r.name.clone(),
@@ -1105,11 +1191,7 @@ impl Pipeline {
         } else if let Some(i) = stored_incremental {
             new_state.insert("incremental".into(), i);
         }
-        if !new_state.is_empty() || previous.is_some() {
-            let slot = state.resource_state_mut(section, &r.name);
-            *slot = new_state;
-        }
-        Ok(())
+        Ok((!new_state.is_empty() || previous.is_some()).then_some(new_state))
     }
 
     /// Loads the packages with `load_ids` in order.
