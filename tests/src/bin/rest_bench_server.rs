@@ -1,7 +1,7 @@
 //! A fast local REST API for the rest_api benchmark (bench/rest_bench.sh): `/r<k>?page=N` serves
 //! page N (1-based) of PAGES pages of 100 nested GitHub-issue-like records, with a json_link
-//! `next`. Usage: rest_bench_server PORT [PAGES]. Pages are pre-rendered; one thread per core
-//! plus one per connection keeps the server from being the bottleneck.
+//! `next`. Usage: rest_bench_server PORT [PAGES]. Pages are pre-rendered and served from a thread
+//! per connection, so the server is not the bottleneck.
 
 use std::sync::Arc;
 
@@ -45,38 +45,61 @@ fn main() {
             .map(|r| (1..=pages).map(|p| page(r, p, pages, port)).collect())
             .collect(),
     );
-    let server = Arc::new(tiny_http::Server::http(("127.0.0.1", port)).expect("bind"));
+    // a plain HTTP/1.1 server with keep-alive and TCP_NODELAY (as production servers set it;
+    // without it a kept-alive connection waits 40 ms per response on delayed ACKs)
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind");
     eprintln!("rest_bench_server on 127.0.0.1:{port}, 4 resources x {pages} pages x 100 records");
-    let workers: Vec<_> = (0..8)
-        .map(|_| {
-            let server = server.clone();
-            let bodies = bodies.clone();
-            std::thread::spawn(move || {
-                for rq in server.incoming_requests() {
-                    let url = rq.url().to_string();
-                    let (path, q) = url.split_once('?').unwrap_or((&url, ""));
-                    let r: usize = path.trim_start_matches("/r").parse().unwrap_or(99);
-                    let p: usize = q
-                        .split('&')
-                        .find_map(|kv| kv.strip_prefix("page="))
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(1);
-                    let resp = match bodies.get(r).and_then(|b| b.get(p - 1)) {
-                        Some(body) => tiny_http::Response::from_string(body.clone()).with_header(
-                            tiny_http::Header::from_bytes(
-                                &b"Content-Type"[..],
-                                &b"application/json"[..],
-                            )
-                            .expect("header"),
-                        ),
-                        None => tiny_http::Response::from_string("not found").with_status_code(404),
-                    };
-                    let _ = rq.respond(resp);
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        let _ = w.join();
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        let bodies = bodies.clone();
+        std::thread::spawn(move || serve_connection(stream, &bodies));
+    }
+}
+
+fn serve_connection(stream: std::net::TcpStream, bodies: &[Vec<String>]) {
+    use std::io::{BufRead, BufReader, Write};
+    let _ = stream.set_nodelay(true);
+    let mut writer = match stream.try_clone() {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        // skip the headers
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            if h == "\r\n" || h == "\n" {
+                break;
+            }
+        }
+        let url = line.split_whitespace().nth(1).unwrap_or("/");
+        let (path, q) = url.split_once('?').unwrap_or((url, ""));
+        let r: usize = path.trim_start_matches("/r").parse().unwrap_or(99);
+        let p: usize = q
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("page="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        let (status, body) = match bodies.get(r).and_then(|b| b.get(p.max(1) - 1)) {
+            Some(b) => ("200 OK", b.as_str()),
+            None => ("404 Not Found", "not found"),
+        };
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let mut out = Vec::with_capacity(head.len() + body.len());
+        out.extend_from_slice(head.as_bytes());
+        out.extend_from_slice(body.as_bytes());
+        if writer.write_all(&out).is_err() {
+            return;
+        }
     }
 }
