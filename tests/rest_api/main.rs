@@ -632,3 +632,58 @@ fn the_rate_limit_spaces_requests() {
         t.elapsed()
     );
 }
+
+#[test]
+fn rate_limits_wait_when_short_and_fail_naming_the_reset_when_long() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let url = serve(move |r| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("now")
+            .as_secs();
+        if r.path == "/long" {
+            return Reply {
+                status: 403,
+                headers: vec![
+                    ("x-ratelimit-remaining".into(), "0".into()),
+                    ("x-ratelimit-reset".into(), (now + 3600).to_string()),
+                ],
+                body: "{\"message\": \"API rate limit exceeded\"}".into(),
+                delay: None,
+                raw: None,
+            };
+        }
+        if c.fetch_add(1, Ordering::SeqCst) == 0 {
+            // primary limit: remaining 0, reset in a second
+            return Reply {
+                status: 403,
+                headers: vec![
+                    ("x-ratelimit-remaining".into(), "0".into()),
+                    ("x-ratelimit-reset".into(), (now + 1).to_string()),
+                ],
+                body: "{\"message\": \"API rate limit exceeded\"}".into(),
+                delay: None,
+                raw: None,
+            };
+        }
+        ok(json!([{"id": 1}]))
+    });
+    let mut run = setup();
+    run.run(
+        json!({"client": {"base_url": url}, "resources": ["short"]}),
+        json!({}),
+    )
+    .expect("waited");
+    assert_eq!(run.count("short"), 1);
+    let e = run
+        .run(
+            json!({"client": {"base_url": url}, "max_rate_limit_wait": 5, "resources": ["long"]}),
+            json!({}),
+        )
+        .expect_err("too long");
+    assert!(
+        e.contains("rate limited") && e.contains("resets at") && e.contains("max_rate_limit_wait"),
+        "{e}"
+    );
+}

@@ -36,6 +36,10 @@ pub struct RetryConfig {
     pub request_max_retry_delay: f64,
     /// Timeout of one request, seconds.
     pub request_timeout: f64,
+    /// Longest wait for a rate limit to reset (a 403/429 with `Retry-After`, or with
+    /// `x-ratelimit-remaining: 0` and `x-ratelimit-reset`); a longer one fails the run with
+    /// the reset time.
+    pub max_rate_limit_wait: f64,
 }
 
 impl Default for RetryConfig {
@@ -45,8 +49,33 @@ impl Default for RetryConfig {
             request_backoff_factor: 1.0,
             request_max_retry_delay: 300.0,
             request_timeout: 60.0,
+            max_rate_limit_wait: 60.0,
         }
     }
+}
+
+/// How long a rate-limited response (403/429) asks to wait: `Retry-After` (seconds or an HTTP
+/// date), else the time to `x-ratelimit-reset` when `x-ratelimit-remaining` is 0. `None`: not
+/// a rate limit (a plain 403 is a permissions error).
+fn rate_limit_wait(headers: &reqwest::header::HeaderMap) -> Option<f64> {
+    let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(ra) = get("retry-after") {
+        if let Ok(s) = ra.parse::<f64>() {
+            return Some(s.max(0.0));
+        }
+        if let Ok(t) = chrono::DateTime::parse_from_rfc2822(ra) {
+            return Some(
+                ((t.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_milliseconds() as f64
+                    / 1000.0)
+                    .max(0.0),
+            );
+        }
+    }
+    if get("x-ratelimit-remaining") == Some("0") {
+        let reset: i64 = get("x-ratelimit-reset")?.parse().ok()?;
+        return Some((reset - chrono::Utc::now().timestamp()).max(0) as f64 + 1.0);
+    }
+    None
 }
 
 /// Authentication, as dlt's rest_api config gives it.
@@ -351,6 +380,7 @@ impl RestClient {
                 ))
             })?;
         let mut attempt = 0;
+        let mut rate_waits = 0;
         loop {
             attempt += 1;
             self.throttle().await;
@@ -398,6 +428,27 @@ impl RestClient {
             let retryable_err = match outcome {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
+                    if status == 403 || status == 429 {
+                        if let Some(wait) = rate_limit_wait(resp.headers()) {
+                            if wait <= self.retry.max_rate_limit_wait && rate_waits < 10 {
+                                rate_waits += 1;
+                                attempt -= 1;
+                                tracing::warn!(target: "sluice::rest", "{}: rate limited on {shown}; waiting {wait:.0}s for the limit to reset", self.label);
+                                tokio::time::sleep(Duration::from_secs_f64(wait.max(0.0))).await;
+                                continue;
+                            }
+                            let reset = chrono::Utc::now()
+                                + chrono::Duration::milliseconds((wait * 1000.0) as i64);
+                            return Err(Error::network(format!(
+                                "{}: rate limited on {} {shown}: the limit resets at {} (in {wait:.0}s), longer than the {:.0}s this run waits\nhint: use an access token (higher limits), or raise max_rate_limit_wait",
+                                self.label,
+                                request.method,
+                                reset.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                                self.retry.max_rate_limit_wait
+                            ))
+                            .retryable());
+                        }
+                    }
                     let retry = status == 429 || (500..600).contains(&status);
                     if retry && attempt < self.retry.request_max_attempts {
                         let wait = self.retry_wait(
