@@ -17,6 +17,13 @@ fn bin() -> PathBuf {
 }
 
 fn sluice(dir: &Path, args: &[&str]) -> Output {
+    let started = std::time::Instant::now();
+    let out = sluice_inner(dir, args);
+    eprintln!("sluice {args:?}: {:?}", started.elapsed());
+    out
+}
+
+fn sluice_inner(dir: &Path, args: &[&str]) -> Output {
     Command::new(bin())
         .args(args)
         .current_dir(dir)
@@ -129,4 +136,171 @@ fn init_run_and_rerun_on_recorded_github_responses() {
         })
         .expect("count");
     assert_eq!(n, 13);
+}
+
+/// A small GitHub lookalike on loopback: every list endpoint has two pages linked by `Link`. A
+/// plain HTTP/1.1 server (keep-alive, TCP_NODELAY, a thread per connection): tiny_http stalled a
+/// request now and then under eight concurrent keep-alive clients.
+fn github_lookalike() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || serve_connection(stream, port));
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+fn serve_connection(stream: std::net::TcpStream, port: u16) {
+    use std::io::{BufRead, BufReader, Write};
+    let _ = stream.set_nodelay(true);
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut auth_ok = false;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            if h.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                if k.eq_ignore_ascii_case("authorization") && v.trim() == "token t0k" {
+                    auth_ok = true;
+                }
+            }
+        }
+        let url = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let (body, link) = respond(&url, port);
+        let status = if auth_ok {
+            "200 OK"
+        } else {
+            "401 Unauthorized"
+        };
+        let link = link.map(|l| format!("Link: {l}\r\n")).unwrap_or_default();
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{link}Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        if writer
+            .write_all(format!("{head}{body}").as_bytes())
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn respond(url: &str, port: u16) -> (String, Option<String>) {
+    let (path, q) = url.split_once('?').unwrap_or((url, ""));
+    let page: u64 = q
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("page="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let kind = path.trim_start_matches("/repos/o/r/");
+    let rows: Vec<serde_json::Value> = (0..3)
+        .map(|i| {
+            let id = page * 10 + i;
+            match kind {
+                "issues" => serde_json::json!({"id": id, "number": id, "title": "t", "updated_at": "2024-01-01T00:00:00Z",
+                    "user": {"login": "u"}, "labels": [{"name": "bug"}],
+                    "pull_request": if i == 0 { serde_json::json!({"url": "http://x/pulls/1"}) } else { serde_json::Value::Null }}),
+                "pulls" => serde_json::json!({"id": id, "number": id, "updated_at": "2024-01-01T00:00:00Z", "head": {"ref": "main"}}),
+                "issues/comments" | "pulls/comments" => serde_json::json!({"id": id, "body": "b", "updated_at": "2024-01-01T00:00:00Z"}),
+                "stargazers" => serde_json::json!({"login": format!("s{id}"), "id": id}),
+                "releases" => serde_json::json!({"id": id, "tag_name": format!("v{id}"), "assets": [{"name": "a.tgz"}]}),
+                "commits" => serde_json::json!({"sha": format!("{id:040}"), "commit": {"committer": {"date": "2024-01-01T00:00:00Z"}, "message": "m"}, "parents": [{"sha": "p"}]}),
+                "events" => serde_json::json!({"id": id.to_string(), "type": if i == 0 { "WatchEvent" } else { "PushEvent" },
+                    "created_at": format!("2024-01-0{}T00:00:00Z", 3 - page), "payload": {"commits": [{"sha": "c"}]}}),
+                _ => serde_json::Value::Null,
+            }
+        })
+        .collect();
+    let link = (page == 1)
+        .then(|| format!("<http://127.0.0.1:{port}{path}?per_page=3&page=2>; rel=\"next\""));
+    (serde_json::Value::Array(rows).to_string(), link)
+}
+
+#[test]
+fn every_default_resource_and_its_tables() {
+    let t0 = std::time::Instant::now();
+    let url = github_lookalike();
+    eprintln!("server up {:?}", t0.elapsed());
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    assert!(sluice(dir, &["init", "github", "duckdb"]).status.success());
+    std::fs::write(
+        dir.join(".sluice/config.toml"),
+        format!("[sources.github]\nowner = \"o\"\nname = \"r\"\nbase_url = \"{url}\"\nitems_per_page = 3\n"),
+    )
+    .expect("config");
+    std::fs::write(
+        dir.join(".sluice/secrets.toml"),
+        "[sources.github]\naccess_token = \"t0k\"\n",
+    )
+    .expect("secrets");
+    let out = sluice(dir, &["run", "--progress", "log"]);
+    let t = text(&out);
+    eprintln!("{t}");
+    assert!(out.status.success(), "{t}");
+    {
+        let con = duckdb::Connection::open(dir.join("github_pipeline.duckdb")).expect("db");
+        let count = |t: &str| -> i64 {
+            con.query_row(
+                &format!(r#"SELECT count(*) FROM github_data."{t}""#),
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or_else(|e| panic!("{t}: {e}"))
+        };
+        for (table, n) in [
+            ("issues", 6),
+            ("issues__labels", 6),
+            ("pull_requests", 6),
+            ("issue_comments", 6),
+            ("review_comments", 6),
+            ("stargazers", 6),
+            ("releases", 6),
+            ("releases__assets", 6),
+            ("commits", 6),
+            ("commits__parents", 6),
+            ("watch_event", 2),
+            ("push_event", 4),
+            ("push_event__payload__commits", 4),
+        ] {
+            assert_eq!(count(table), n, "{table}");
+        }
+        // pull requests among the issues are marked
+        assert_eq!(
+            con.query_row(
+                r#"SELECT count(*) FROM github_data.issues WHERE pull_request__url IS NOT NULL"#,
+                [],
+                |r| r.get::<_, i64>(0)
+            )
+            .expect("prs"),
+            2
+        );
+    }
+    // a wrong token: a 401 naming the resource, the token not printed
+    std::fs::write(
+        dir.join(".sluice/secrets.toml"),
+        "[sources.github]\naccess_token = \"wr0ng-t0ken\"\n",
+    )
+    .expect("secrets");
+    let out = sluice(dir, &["run", "--resources", "stargazers"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("401") && t.contains("stargazers"), "{t}");
+    assert!(!t.contains("wr0ng-t0ken"), "{t}");
+    eprintln!("body done {:?}", t0.elapsed());
 }

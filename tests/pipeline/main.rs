@@ -137,3 +137,46 @@ fn the_simple_pipeline_example_loads_and_replaces() {
         .collect();
     assert_eq!(rows, [(1, "Alice".to_string()), (2, "Bob".to_string())]);
 }
+
+#[test]
+fn documents_route_to_tables_named_by_a_field_with_the_resource_hints() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = tmp.path().join("events.duckdb");
+    let mut p = pipeline(&tmp.path().join("work"), &db);
+    let events = vec![
+        json!({"id": "1", "type": "PushEvent", "payload": {"commits": [{"sha": "a"}, {"sha": "b"}], "issue": {"user": {"login": "x"}}}}),
+        json!({"id": "2", "type": "WatchEvent", "payload": {"action": "started"}}),
+        json!({"id": "3", "type": "PushEvent", "payload": {"commits": [{"sha": "c"}]}}),
+    ];
+    let mut d = sluice_sdk::ResourceDescriptor::new("repo_events");
+    d.table_name_path = Some("type".into());
+    d.max_table_nesting = Some(2);
+    d.primary_key = Some(sluice_sdk::KeyHint::One("id".into()));
+    let r = Resource::from_values("repo_events", events).descriptor(d);
+    let info = p
+        .run(&CodeSource::new("github", vec![r]), &RunOptions::default())
+        .expect("run");
+    assert!(!info.has_failed_jobs());
+    let con = duckdb::Connection::open(&db).expect("open");
+    let count = |t: &str| -> i64 {
+        con.query_row(
+            &format!(r#"SELECT count(*) FROM "events_data"."{t}""#),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or_else(|e| panic!("{t}: {e}"))
+    };
+    assert_eq!(count("push_event"), 2);
+    assert_eq!(count("watch_event"), 1);
+    assert_eq!(count("push_event__payload__commits"), 3);
+    let schema = p.schema().expect("schema").to_value();
+    assert_eq!(schema["tables"]["push_event"]["resource"], "repo_events");
+    assert_eq!(
+        schema["tables"]["push_event"]["columns"]["id"]["primary_key"],
+        true
+    );
+    assert!(
+        schema["tables"].get("repo_events").is_none(),
+        "no table named after the resource"
+    );
+}

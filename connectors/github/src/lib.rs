@@ -55,6 +55,7 @@ pub fn rest_config(config: &Value) -> Result<Value> {
          "endpoint": {"path": format!("{repo}/commits"), "params": {"per_page": per_page},
                       "incremental": {"cursor_path": "commit.committer.date", "start_param": "since"}}},
         {"name": "repo_events", "primary_key": "id", "write_disposition": "append", "max_table_nesting": 2,
+         "table_name_path": "type",
          "endpoint": {"path": format!("{repo}/events"), "params": {"per_page": per_page},
                       "incremental": {"cursor_path": "created_at", "initial_value": "1970-01-01T00:00:00Z", "row_order": "desc"}}},
     ]);

@@ -95,6 +95,10 @@ struct ResourceConfig {
     selected: Option<bool>,
     #[serde(default)]
     include_from_parent: Vec<String>,
+    /// sluice's declarative form of dlt's callable table names: a field of each record whose
+    /// value names its table (e.g. `type` for GitHub events)
+    #[serde(default)]
+    table_name_path: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -484,6 +488,7 @@ impl RestApi {
             }
             let mut d = ResourceDescriptor::new(&rc.name);
             d.table_name = rc.table_name.clone();
+            d.table_name_path = rc.table_name_path.clone();
             d.write_disposition = rc.write_disposition.clone();
             d.primary_key = rc.primary_key.clone();
             d.merge_key = rc.merge_key.clone();

@@ -267,6 +267,18 @@ impl<W: BatchSink> ParallelNormalizer<W> {
         Ok(())
     }
 
+    /// Changes the schema between chunks (e.g. a table whose name came from the data, with its
+    /// resource's hints): the chunks in flight are merged first, and the workers get the new
+    /// schema with their next chunk.
+    pub fn update_schema<T>(&mut self, f: impl FnOnce(&mut Schema) -> Result<T>) -> Result<T> {
+        while self.next_merge < self.next_seq {
+            self.merge_one()?;
+        }
+        let out = f(&mut self.master)?;
+        self.generation += 1;
+        Ok(out)
+    }
+
     /// Waits for the next chunk in order and merges it.
     fn merge_one(&mut self) -> Result<()> {
         let seq = self.next_merge;

@@ -150,6 +150,9 @@ enum Item {
     Json(String, String),
     /// A typed Arrow batch for a table.
     Arrow(String, arrow_array::RecordBatch),
+    /// JSON documents whose table is named by the data (`table_name_path`): the resource, the
+    /// raw table name, the documents.
+    Routed(Arc<ResourceDescriptor>, String, String),
 }
 
 /// Options of one run.
@@ -829,6 +832,11 @@ impl Pipeline {
         // extract stage: resource hints into the schema
         let mut tables: Vec<(ResourceDescriptor, Option<String>)> = Vec::new();
         for r in &resources {
+            if r.table_name_path.is_some() && r.data_format == DataFormat::Json {
+                // tables named by the data: created (with these hints) as names arrive
+                tables.push((r.clone(), Some(String::new())));
+                continue;
+            }
             let t = extract::apply_resource(&mut schema, r)
                 .map_err(|e| self.step_error(Step::Extract, Some(load_id), e))?;
             tables.push((r.clone(), t));
@@ -863,10 +871,33 @@ impl Pipeline {
         }
         let this: &Pipeline = self;
         let normalize_err = |e: Error| this.step_error(Step::Normalize, Some(load_id), e);
+        let mut dynamic: BTreeMap<(String, String), String> = BTreeMap::new();
         let mut push = |item: Item| -> Result<()> {
             match item {
                 Item::Json(t, text) => normalizer.push(&t, text),
                 Item::Arrow(t, b) => normalizer.push_arrow(&t, &b, ArrowOptions::default()),
+                Item::Routed(desc, raw, text) => {
+                    let key = (desc.name.clone(), raw.clone());
+                    let table = match dynamic.get(&key) {
+                        Some(t) => t.clone(),
+                        None => {
+                            let mut d = (*desc).clone();
+                            d.table_name = Some(raw.clone());
+                            d.table_name_path = None;
+                            let name = normalizer
+                                .update_schema(|s| extract::apply_resource(s, &d))?
+                                .ok_or_else(|| {
+                                    Error::data(format!(
+                                        "resource `{}`: no table for `{raw}` (filtered by a contract?)",
+                                        desc.name
+                                    ))
+                                })?;
+                            dynamic.insert(key, name.clone());
+                            name
+                        }
+                    };
+                    normalizer.push(&table, text)
+                }
             }
             .map_err(normalize_err)
         };
@@ -923,6 +954,8 @@ impl Pipeline {
                 results
             })
         };
+        drop(push);
+        let dynamic_tables: Vec<String> = dynamic.into_values().collect();
         // the first real error wins over the "stopped" errors it caused in other resources
         let mut stopped: Option<Error> = None;
         let mut new_states = Vec::new();
@@ -1011,7 +1044,16 @@ impl Pipeline {
         } else {
             None
         };
-        let root_tables: Vec<String> = tables.iter().filter_map(|(_, t)| t.clone()).collect();
+        let mut root_tables: Vec<String> = tables
+            .iter()
+            .filter_map(|(_, t)| t.clone())
+            .filter(|t| !t.is_empty())
+            .collect();
+        for t in dynamic_tables {
+            if !root_tables.contains(&t) {
+                root_tables.push(t);
+            }
+        }
         if jobs.is_empty()
             && state_row.is_none()
             && root_tables.iter().all(|t| {
@@ -1097,6 +1139,8 @@ impl Pipeline {
             .open_resource(request, StreamContext::new(flag.token()))
             .map_err(|e| extract_err(e.into()))?;
         let mut pending = String::new();
+        let mut routed: BTreeMap<String, String> = BTreeMap::new();
+        let shared = Arc::new(r.clone());
         options.report(ProgressEvent::ResourceStarted {
             resource: r.name.clone(),
         });
@@ -1122,6 +1166,33 @@ impl Pipeline {
                 });
             }
             match r.data_format {
+                DataFormat::Json if r.table_name_path.is_some() => {
+                    for text in sluice_sdk::json_texts(&batch).map_err(|e| extract_err(e.into()))? {
+                        let kept;
+                        let text = match incremental.as_mut() {
+                            Some(inc) => {
+                                let mut s = String::new();
+                                inc.filter_text(text, &mut s).map_err(extract_err)?;
+                                kept = s;
+                                kept.as_str()
+                            }
+                            None => text,
+                        };
+                        route_documents(r, text, &mut routed).map_err(extract_err)?;
+                        if incremental.as_ref().is_some_and(Incremental::should_stop) {
+                            break;
+                        }
+                    }
+                    for (raw, docs) in routed.iter_mut() {
+                        if docs.len() >= 4 << 20 {
+                            out(Item::Routed(
+                                shared.clone(),
+                                raw.clone(),
+                                std::mem::take(docs),
+                            ))?;
+                        }
+                    }
+                }
                 DataFormat::Json => {
                     for text in sluice_sdk::json_texts(&batch).map_err(|e| extract_err(e.into()))? {
                         match incremental.as_mut() {
@@ -1164,6 +1235,11 @@ impl Pipeline {
         }
         if !pending.is_empty() {
             out(Item::Json(table.to_string(), pending)).map_err(normalize_err)?;
+        }
+        for (raw, docs) in routed {
+            if !docs.is_empty() {
+                out(Item::Routed(shared.clone(), raw, docs))?;
+            }
         }
         options.report(ProgressEvent::ResourceDone {
             resource: r.name.clone(),
@@ -1368,4 +1444,50 @@ fn with_retry<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Groups documents by the table their `table_name_path` field names (dlt's callable table
+/// names, e.g. GitHub events by `type`).
+fn route_documents(
+    r: &ResourceDescriptor,
+    text: &str,
+    routed: &mut BTreeMap<String, String>,
+) -> Result<()> {
+    let path: Vec<&str> = r
+        .table_name_path
+        .as_deref()
+        .unwrap_or_default()
+        .trim_start_matches("$.")
+        .split('.')
+        .collect();
+    let mut parser = crate::json::Parser::new(text);
+    let mut doc = crate::json::Doc::new();
+    while parser
+        .next_document(&mut doc)
+        .map_err(|e| Error::data(format!("invalid JSON from resource `{}`: {e}", r.name)))?
+    {
+        let root = doc.root();
+        let items: Vec<crate::json::NodeRef<'_, '_>> = if root.is_array() {
+            root.items().collect()
+        } else {
+            vec![root]
+        };
+        for item in items {
+            let mut node = Some(item);
+            for k in &path {
+                node = node.and_then(|n| n.get(k));
+            }
+            let name = node.and_then(|n| n.as_str()).ok_or_else(|| {
+                Error::data(format!(
+                    "resource `{}`: a document has no text at `{}`, which names its table",
+                    r.name,
+                    r.table_name_path.as_deref().unwrap_or_default()
+                ))
+            })?;
+            let slot = routed.entry(name.to_string()).or_default();
+            crate::json::write_compact(item, slot);
+            slot.push('\n');
+        }
+    }
+    Ok(())
 }
