@@ -687,3 +687,79 @@ fn rate_limits_wait_when_short_and_fail_naming_the_reset_when_long() {
         "{e}"
     );
 }
+
+/// A one-route HTTP/1.1 server that answers every request with gzip-compressed JSON (plain
+/// sockets, so the bytes on the wire are exactly these).
+fn gzip_server() -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let _ = stream.set_nodelay(true);
+                let Ok(mut w) = stream.try_clone() else {
+                    return;
+                };
+                let mut r = BufReader::new(stream);
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut accepts_gzip = false;
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if h.trim().is_empty() {
+                            break;
+                        }
+                        if h.to_ascii_lowercase().starts_with("accept-encoding:")
+                            && h.contains("gzip")
+                        {
+                            accepts_gzip = true;
+                        }
+                    }
+                    let page: u64 = line
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|u| u.split("page=").nth(1))
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(1);
+                    let body = json!({"data": items(page * 10, 3), "next": if page < 3 { json!(format!("/z?page={}", page + 1)) } else { Value::Null }}).to_string();
+                    let mut enc =
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                    enc.write_all(body.as_bytes()).expect("gz");
+                    let gz = enc.finish().expect("gz");
+                    let (status, payload) = if accepts_gzip {
+                        ("200 OK", gz)
+                    } else {
+                        ("406 Not Acceptable", b"gzip only".to_vec())
+                    };
+                    let head = format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+                        payload.len()
+                    );
+                    if w.write_all(head.as_bytes())
+                        .and_then(|_| w.write_all(&payload))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+#[test]
+fn gzip_compressed_responses_are_decoded() {
+    let url = gzip_server();
+    let mut run = setup();
+    run.run(json!({"client": {"base_url": url}, "resources": [{"name": "z", "endpoint": {"path": "z"}}]}), json!({}))
+        .expect("run");
+    assert_eq!(run.count("z"), 9);
+}
