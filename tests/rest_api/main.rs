@@ -38,8 +38,6 @@ struct Reply {
     headers: Vec<(String, String)>,
     body: String,
     delay: Option<Duration>,
-    /// bytes to send instead of `body` (binary bodies)
-    raw: Option<Vec<u8>>,
 }
 
 fn ok(v: Value) -> Reply {
@@ -48,7 +46,6 @@ fn ok(v: Value) -> Reply {
         headers: vec![("Content-Type".into(), "application/json".into())],
         body: v.to_string(),
         delay: None,
-        raw: None,
     }
 }
 
@@ -228,7 +225,6 @@ fn stripe_style_cursor_offset_with_total_and_page_numbers() {
             headers: vec![],
             body: "not found".into(),
             delay: None,
-            raw: None,
         },
     });
     let mut run = setup();
@@ -272,7 +268,6 @@ fn auth_flows_bearer_api_key_basic_and_oauth2() {
                         headers: vec![],
                         body: "{}".into(),
                         delay: None,
-                        raw: None,
                     }
                 };
             }
@@ -293,7 +288,6 @@ fn auth_flows_bearer_api_key_basic_and_oauth2() {
                 headers: vec![],
                 body: "{\"message\": \"Bad credentials\"}".into(),
                 delay: None,
-                raw: None,
             }
         }
     });
@@ -350,14 +344,12 @@ fn retries_honour_retry_after_then_succeed() {
                 headers: vec![("Retry-After".into(), "1".into())],
                 body: "slow down".into(),
                 delay: None,
-                raw: None,
             },
             1 => Reply {
                 status: 503,
                 headers: vec![],
                 body: "busy".into(),
                 delay: None,
-                raw: None,
             },
             _ => ok(json!([{"id": 1}, {"id": 2}])),
         }
@@ -393,7 +385,6 @@ fn child_resource_over_100_parents_with_include_from_parent() {
                     headers: vec![],
                     body: "{\"message\": \"gone\"}".into(),
                     delay: None,
-                    raw: None,
                 };
             }
             return ok(
@@ -405,7 +396,6 @@ fn child_resource_over_100_parents_with_include_from_parent() {
             headers: vec![],
             body: String::new(),
             delay: None,
-            raw: None,
         }
     });
     let mut run = setup();
@@ -476,21 +466,18 @@ fn bad_responses_end_in_clear_errors() {
             headers: vec![("Content-Type".into(), "text/html".into())],
             body: "<html><body><h1>Internal Server Error</h1></body></html>".into(),
             delay: None,
-            raw: None,
         },
         "/notjson" => Reply {
             status: 200,
             headers: vec![("Content-Type".into(), "text/html".into())],
             body: "<html>maintenance</html>".into(),
             delay: None,
-            raw: None,
         },
         "/slow" => Reply {
             status: 200,
             headers: vec![],
             body: "[]".into(),
             delay: Some(Duration::from_secs(3)),
-            raw: None,
         },
         "/forever" => ok(json!({"data": [{"id": 1}], "next": "/forever?page=2"})),
         _ => Reply {
@@ -498,7 +485,6 @@ fn bad_responses_end_in_clear_errors() {
             headers: vec![],
             body: String::new(),
             delay: None,
-            raw: None,
         },
     });
     let cases = [
@@ -582,7 +568,6 @@ fn dlt_seed_configs_translate_key_for_key() {
             headers: vec![],
             body: String::new(),
             delay: None,
-            raw: None,
         },
     });
     let mut run = setup();
@@ -651,7 +636,6 @@ fn rate_limits_wait_when_short_and_fail_naming_the_reset_when_long() {
                 ],
                 body: "{\"message\": \"API rate limit exceeded\"}".into(),
                 delay: None,
-                raw: None,
             };
         }
         if c.fetch_add(1, Ordering::SeqCst) == 0 {
@@ -664,7 +648,6 @@ fn rate_limits_wait_when_short_and_fail_naming_the_reset_when_long() {
                 ],
                 body: "{\"message\": \"API rate limit exceeded\"}".into(),
                 delay: None,
-                raw: None,
             };
         }
         ok(json!([{"id": 1}]))

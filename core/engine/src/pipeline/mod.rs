@@ -954,7 +954,6 @@ impl Pipeline {
                 results
             })
         };
-        drop(push);
         let dynamic_tables: Vec<String> = dynamic.into_values().collect();
         // the first real error wins over the "stopped" errors it caused in other resources
         let mut stopped: Option<Error> = None;
