@@ -21,6 +21,10 @@ pub struct DuckDbConfig {
     /// default (80% of RAM). Pages beyond it spill to DuckDB's temp directory.
     #[serde(default)]
     pub memory_limit: Option<String>,
+    /// Keep the load files' row order in the tables (DuckDB's default); sluice turns it off
+    /// unless set, for faster parallel inserts.
+    #[serde(default)]
+    pub preserve_insertion_order: Option<bool>,
 }
 
 /// The memory limit sluice sets unless configured: a big load then holds this much of DuckDB's
