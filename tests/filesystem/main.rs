@@ -10,19 +10,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 use sluice::pipeline::{Pipeline, RunOptions};
 use sluice_destination_duckdb::duckdb;
-use sluice_registry::{ForeignSource, Registry, SearchPath};
-
-fn plugin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("profile dir")
-        .to_path_buf()
-}
-
-fn registry() -> Registry {
-    Registry::new(SearchPath::from_dirs([plugin_dir()]))
-}
+use sluice_registry::ForeignSource;
+use sluice_tests::registry;
 
 fn source(config: Value, secrets: Value) -> sluice_registry::Result<ForeignSource> {
     registry()

@@ -9,11 +9,7 @@ use std::process::{Command, Output};
 use sluice_destination_duckdb::duckdb;
 
 fn bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("profile dir")
-        .join("sluice")
+    sluice_tests::plugin_dir().join("sluice")
 }
 
 fn sluice(dir: &Path, args: &[&str]) -> Output {

@@ -1,27 +1,18 @@
 //! Pipeline behaviour end to end through the DuckDB destination plugin: state restored from the
 //! destination on a fresh machine, and the `simple_pipeline` example of the quick start.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 use sluice::pipeline::{CodeSource, Pipeline, Resource, RunOptions};
 use sluice_destination_duckdb::duckdb;
-use sluice_registry::{Registry, SearchPath};
 use sluice_sdk::resource::IncrementalSpec;
-
-/// `<target>/<profile>`: where the workspace build leaves the plugins.
-fn plugin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("profile dir")
-        .to_path_buf()
-}
+use sluice_tests::{plugin_dir, registry};
 
 fn pipeline(pipelines_dir: &Path, db: &Path) -> Pipeline {
     Pipeline::builder("events_pipeline")
-        .registry(Registry::new(SearchPath::from_dirs([plugin_dir()])))
+        .registry(registry())
         .destination("duckdb")
         .destination_config(json!({"credentials": db.to_string_lossy()}), json!({}))
         .dataset_name("events_data")

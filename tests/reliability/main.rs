@@ -3,7 +3,8 @@
 //! nothing duplicated for merge, append exactly once per package); a destination that is
 //! unavailable mid-load leaves the package pending and a rerun completes it.
 
-use std::path::{Path, PathBuf};
+use sluice_tests::plugin_dir;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,14 +13,6 @@ use serde_json::Value;
 use sluice_destination_duckdb::duckdb;
 
 const ROWS: u64 = 20_000;
-
-fn plugin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("profile dir")
-        .to_path_buf()
-}
 
 struct Env {
     _tmp: tempfile::TempDir,

@@ -2,7 +2,7 @@
 //! server in this process on loopback (tiny_http), records loaded into DuckDB.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,19 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use sluice::pipeline::{Pipeline, RunOptions};
 use sluice_destination_duckdb::duckdb;
-use sluice_registry::{Registry, SearchPath};
-
-fn plugin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("profile dir")
-        .to_path_buf()
-}
-
-fn registry() -> Registry {
-    Registry::new(SearchPath::from_dirs([plugin_dir()]))
-}
+use sluice_tests::registry;
 
 /// What the handler sees of a request.
 #[derive(Debug, Clone)]

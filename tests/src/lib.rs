@@ -3,6 +3,21 @@
 
 pub mod compare;
 
+/// `<target>/<profile>`: where the workspace build leaves the plugins and binaries (the test
+/// executable lives in `<profile>/deps`).
+pub fn plugin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("profile dir")
+        .to_path_buf()
+}
+
+/// A registry that finds the workspace's plugins.
+pub fn registry() -> sluice_registry::Registry {
+    sluice_registry::Registry::new(sluice_registry::SearchPath::from_dirs([plugin_dir()]))
+}
+
 use std::path::{Path, PathBuf};
 
 /// The folder of golden cases: `$GOLDEN_DIR`, else `../shared/golden/cases` next to the

@@ -69,12 +69,8 @@ impl PaginatorConfig {
         Ok(Some(match o.kind.as_str() {
             "auto" => return Ok(None),
             "single_page" => Box::new(SinglePage::default()),
-            "json_link" | "json_response" => Box::new(JsonLink::new(o.next_url_path.as_deref().unwrap_or("next"))),
-            "header_link" => Box::new(HeaderLink {
-                key: o.links_next_key.unwrap_or_else(|| "next".into()),
-                next: None,
-                started: false,
-            }),
+            "json_link" | "json_response" => Box::new(NextLink::json(o.next_url_path.as_deref().unwrap_or("next"))),
+            "header_link" => Box::new(NextLink::header(o.links_next_key.as_deref().unwrap_or("next"))),
             "header_cursor" => Box::new(Cursor {
                 from_header: o.cursor_key.or(Some("next".into())),
                 path: String::new(),
@@ -157,19 +153,38 @@ fn truthy(v: &Value) -> bool {
     }
 }
 
-/// Next URL from the body.
+/// Where the next page's URL comes from.
 #[derive(Debug)]
-pub struct JsonLink {
-    path: String,
+enum LinkFrom {
+    /// a JSON path in the body (json_link)
+    Body(String),
+    /// a relation of the `Link` header (header_link)
+    Header(String),
+}
+
+/// The next page's full URL from the body (dlt's `json_link`) or the `Link` header
+/// (`header_link`).
+#[derive(Debug)]
+pub struct NextLink {
+    from: LinkFrom,
     next: Option<String>,
     started: bool,
 }
 
-impl JsonLink {
+impl NextLink {
     /// A json_link paginator reading `next_url_path`.
-    pub fn new(path: &str) -> Self {
+    pub fn json(path: &str) -> Self {
+        Self::new(LinkFrom::Body(path.into()))
+    }
+
+    /// A header_link paginator following relation `key`.
+    pub fn header(key: &str) -> Self {
+        Self::new(LinkFrom::Header(key.into()))
+    }
+
+    fn new(from: LinkFrom) -> Self {
         Self {
-            path: path.into(),
+            from,
             next: None,
             started: false,
         }
@@ -202,41 +217,6 @@ fn set_url(request: &mut PageRequest, full: &str) {
     }
 }
 
-impl Paginator for JsonLink {
-    fn update_state(&mut self, response: &PageResponse, _records: &[Value]) -> Result<()> {
-        self.started = true;
-        self.next = match find(&response.body, &self.path) {
-            Some(Value::String(s)) if !s.is_empty() => Some(resolve_url(&response.url, s)),
-            Some(Value::Object(m)) => m
-                .get("href")
-                .or_else(|| m.get("url"))
-                .and_then(Value::as_str)
-                .map(|s| resolve_url(&response.url, s)),
-            _ => None,
-        };
-        Ok(())
-    }
-    fn update_request(&mut self, request: &mut PageRequest) {
-        if let Some(n) = &self.next {
-            set_url(request, n);
-        }
-    }
-    fn has_next_page(&self) -> bool {
-        !self.started || self.next.is_some()
-    }
-    fn describe(&self) -> String {
-        format!("json_link(next_url_path={})", self.path)
-    }
-}
-
-/// RFC 5988 `Link: <url>; rel="next"`.
-#[derive(Debug)]
-pub struct HeaderLink {
-    key: String,
-    next: Option<String>,
-    started: bool,
-}
-
 /// The URL of relation `rel` in a Link header.
 pub fn link_rel(header: &str, rel: &str) -> Option<String> {
     for part in header.split(',') {
@@ -258,13 +238,22 @@ pub fn link_rel(header: &str, rel: &str) -> Option<String> {
     None
 }
 
-impl Paginator for HeaderLink {
+impl Paginator for NextLink {
     fn update_state(&mut self, response: &PageResponse, _records: &[Value]) -> Result<()> {
         self.started = true;
-        self.next = response
-            .header("link")
-            .and_then(|h| link_rel(h, &self.key))
-            .map(|u| resolve_url(&response.url, &u));
+        let found = match &self.from {
+            LinkFrom::Body(path) => match find(&response.body, path) {
+                Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+                Some(Value::Object(m)) => m
+                    .get("href")
+                    .or_else(|| m.get("url"))
+                    .and_then(Value::as_str)
+                    .map(String::from),
+                _ => None,
+            },
+            LinkFrom::Header(key) => response.header("link").and_then(|h| link_rel(h, key)),
+        };
+        self.next = found.map(|u| resolve_url(&response.url, &u));
         Ok(())
     }
     fn update_request(&mut self, request: &mut PageRequest) {
@@ -276,7 +265,10 @@ impl Paginator for HeaderLink {
         !self.started || self.next.is_some()
     }
     fn describe(&self) -> String {
-        format!("header_link(links_next_key={})", self.key)
+        match &self.from {
+            LinkFrom::Body(p) => format!("json_link(next_url_path={p})"),
+            LinkFrom::Header(k) => format!("header_link(links_next_key={k})"),
+        }
     }
 }
 
@@ -479,11 +471,7 @@ pub fn detect(response: &PageResponse, records: &[Value]) -> Box<dyn Paginator> 
         .and_then(|h| link_rel(h, "next"))
         .is_some()
     {
-        return Box::new(HeaderLink {
-            key: "next".into(),
-            next: None,
-            started: false,
-        });
+        return Box::new(NextLink::header("next"));
     }
     // a `next...` key holding a URL
     fn next_key(v: &Value, path: &mut Vec<String>, want_url: bool) -> Option<String> {
@@ -511,7 +499,7 @@ pub fn detect(response: &PageResponse, records: &[Value]) -> Box<dyn Paginator> 
         None
     }
     if let Some(p) = next_key(&response.body, &mut Vec::new(), true) {
-        return Box::new(JsonLink::new(&p));
+        return Box::new(NextLink::json(&p));
     }
     if let Value::Object(m) = &response.body {
         for key in ["total_pages", "pages", "totalpages", "totalPages"] {
