@@ -83,6 +83,9 @@ fn init_tracing(verbose: u8) {
         .try_init();
 }
 
+#[global_allocator]
+static GLOBAL: sluice::alloc::Allocator = sluice::alloc::ALLOCATOR;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);

@@ -12,6 +12,9 @@ use sluice::normalize::NormalizeOptions;
 use sluice::schema::Schema;
 use sluice::writer::ParquetWriter;
 
+#[global_allocator]
+static GLOBAL: sluice::alloc::Allocator = sluice::alloc::ALLOCATOR;
+
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()

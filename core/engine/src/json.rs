@@ -276,6 +276,41 @@ impl<'d, 'a> Iterator for Items<'d, 'a> {
     }
 }
 
+/// The index of the first byte at or after `from` that ends the plain run of a string: a
+/// quote, a backslash or a control character (below 0x20).
+#[inline]
+fn find_string_special(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        // SSE2 is part of x86-64: 16 bytes per step
+        // SAFETY: every load reads 16 bytes at `i` with `i + 16 <= bytes.len()`
+        unsafe {
+            let quote = _mm_set1_epi8(b'"' as i8);
+            let backslash = _mm_set1_epi8(b'\\' as i8);
+            let ctrl = _mm_set1_epi8(0x1f);
+            while i + 16 <= bytes.len() {
+                let v = _mm_loadu_si128(bytes.as_ptr().add(i).cast());
+                let is_ctrl = _mm_cmpeq_epi8(_mm_min_epu8(v, ctrl), v);
+                let hit = _mm_or_si128(
+                    _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                    is_ctrl,
+                );
+                let mask = _mm_movemask_epi8(hit) as u32;
+                if mask != 0 {
+                    return Some(i + mask.trailing_zeros() as usize);
+                }
+                i += 16;
+            }
+        }
+    }
+    bytes[i..]
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|o| i + o)
+}
+
 /// Parses a sequence of whitespace-separated JSON documents from a string.
 pub struct Parser<'a> {
     text: &'a str,
@@ -590,23 +625,18 @@ impl<'a> Parser<'a> {
         let start = self.pos + 1;
         let bytes = self.bytes;
         let mut i = start;
-        // fast path: no escapes
-        match memchr::memchr3(b'"', b'\\', b'\n', &bytes[i..]) {
+        // fast path: no escapes (one scan for the quote, a backslash or a control character)
+        match find_string_special(bytes, i) {
             None => return Err(self.error_at(start - 1, "unterminated string")),
-            Some(off) => {
-                let j = i + off;
-                if let Some(bad) = bytes[i..j].iter().position(|&b| b < 0x20) {
-                    return Err(self.error_at(i + bad, "raw control character in a string"));
+            Some(j) => match bytes[j] {
+                b'"' => {
+                    self.pos = j + 1;
+                    return Ok(Node::Str(&self.text[start..j]));
                 }
-                match bytes[j] {
-                    b'"' => {
-                        self.pos = j + 1;
-                        return Ok(Node::Str(&self.text[start..j]));
-                    }
-                    b'\n' => return Err(self.error_at(j, "raw newline in a string")),
-                    _ => i = j,
-                }
-            }
+                b'\\' => i = j,
+                b'\n' => return Err(self.error_at(j, "raw newline in a string")),
+                _ => return Err(self.error_at(j, "raw control character in a string")),
+            },
         }
         // slow path: decode escapes into the doc's buffer
         let off = doc.strings.len();
@@ -995,6 +1025,26 @@ mod tests {
             "nullnull",
         ] {
             assert!(parse_all(bad).is_err(), "{bad} must fail");
+        }
+    }
+
+    #[test]
+    fn string_scan_finds_specials_at_every_offset() {
+        for len in 0..70usize {
+            let plain: String = (0..len).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            let ok = format!("\"{plain}\"");
+            assert_eq!(parse_all(&ok).expect("plain"), vec![ok.clone()]);
+            let esc = format!("\"{plain}\\n{plain}\"");
+            assert_eq!(parse_all(&esc).expect("escape").len(), 1);
+            let ctrl = format!("\"{plain}\u{1}x\"");
+            let err = parse_all(&ctrl).expect_err("control character");
+            assert!(err.message.contains("control character"), "{err:?}");
+            assert_eq!(err.column, len + 2, "{err:?}");
+            let nl = format!("\"{plain}\nx\"");
+            let err = parse_all(&nl).expect_err("newline");
+            assert!(err.message.contains("newline"), "{err:?}");
+            let open = format!("\"{plain}");
+            assert!(parse_all(&open).is_err());
         }
     }
 

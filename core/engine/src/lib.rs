@@ -6,6 +6,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "mimalloc")]
+pub mod alloc;
 pub mod coerce;
 pub mod config;
 pub mod detect;
@@ -13,6 +15,7 @@ mod error;
 pub mod extract;
 pub mod hash;
 pub mod json;
+mod keccak;
 pub mod naming;
 pub mod normalize;
 pub mod pipeline;

@@ -191,9 +191,8 @@ impl<S: BatchSink> Normalizer<S> {
                         .infer_column(cols::DLT_ID, DataType::Text, false),
                 );
             }
-            let ids: Vec<String> = (0..rows).map(|_| hash::random_row_id()).collect();
             fields.push(Field::new(cols::DLT_ID, ArrowType::Utf8, false));
-            arrays.push(Arc::new(StringArray::from(ids)));
+            arrays.push(Arc::new(hash::random_row_id_array(rows)));
         }
         if !new_columns.is_empty() {
             let mut values: Vec<(super::Target, crate::types::Coerced<'static>)> = Vec::new();

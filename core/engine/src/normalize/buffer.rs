@@ -174,6 +174,25 @@ impl ColumnBuffer {
     pub fn finish(&mut self, rows: usize) -> ArrayRef {
         self.pad_to(rows);
         self.len = 0;
+        // the next batch is likely as large: start its builder at this one's size instead of
+        // growing (and copying) it from empty
+        let array = self.finish_builder();
+        match &mut self.builder {
+            Builder::Utf8(b) => {
+                let bytes = array
+                    .as_any()
+                    .downcast_ref::<arrow_array::StringArray>()
+                    .map_or(0, |a| a.values().len());
+                *b = StringBuilder::with_capacity(rows, bytes)
+            }
+            Builder::Int64(b) => *b = Int64Builder::with_capacity(rows),
+            Builder::Float64(b) => *b = Float64Builder::with_capacity(rows),
+            _ => {}
+        }
+        array
+    }
+
+    fn finish_builder(&mut self) -> ArrayRef {
         match &mut self.builder {
             Builder::Utf8(b) => Arc::new(b.finish()),
             Builder::Int64(b) => Arc::new(b.finish()),

@@ -147,6 +147,11 @@ enum RowIdType {
 
 struct TrieNode {
     children: AHashMap<Box<str>, u32>,
+    /// the raw key of this node
+    raw: Box<str>,
+    /// the children by position in the last object seen here: documents of one source mostly
+    /// repeat their key order, so a key is first compared with the one seen at its position
+    order: Vec<u32>,
     /// normalized key path from the table's row (fragments)
     frags: Vec<Box<str>>,
     /// the column name of this path
@@ -172,6 +177,8 @@ struct TableCtx {
     col_index: AHashMap<String, usize>,
     /// buffer index -> coercion hints
     hints: Vec<ColumnHints>,
+    /// buffer index -> the column is nullable (a null then needs no other check)
+    nullable: Vec<bool>,
     trie: Vec<TrieNode>,
     is_root: bool,
     row_id: RowIdType,
@@ -245,6 +252,8 @@ struct Task<'d> {
     parent_id: Option<Rc<str>>,
     idx: usize,
     root_id: Option<Rc<str>>,
+    /// the row's `_dlt_id` computed with its siblings (child rows)
+    row_id: Option<Rc<str>>,
 }
 
 /// The normalizer of one load package. It owns the schema while it evolves it; [`Normalizer::finish`]
@@ -267,6 +276,13 @@ pub struct Normalizer<S: BatchSink> {
     /// columns or tables were added since the last `take_output`
     schema_changed: bool,
     json_scratch: String,
+    // reused per row: the lists of the row, the child tasks' id messages
+    lists: Vec<(u32, NodeRef<'static, 'static>)>,
+    id_messages: Vec<u8>,
+    id_ends: Vec<usize>,
+    ids: Vec<hash::IdChars>,
+    flatten_stack: Vec<(NodeRef<'static, 'static>, i64, u32)>,
+    values: Vec<(Target, Coerced<'static>)>,
 }
 
 fn scalar_of<'d>(node: &Node<'d>, doc: &'d Doc<'d>) -> Scalar<'d> {
@@ -326,6 +342,12 @@ impl<S: BatchSink> Normalizer<S> {
             row_has_sys_keys: false,
             schema_changed: false,
             json_scratch: String::new(),
+            lists: Vec::new(),
+            id_messages: Vec::new(),
+            id_ends: Vec::new(),
+            ids: Vec::new(),
+            flatten_stack: Vec::new(),
+            values: Vec::new(),
         }
     }
 
@@ -382,8 +404,11 @@ impl<S: BatchSink> Normalizer<S> {
             buf: TableBuffer::new(name),
             col_index: AHashMap::new(),
             hints: Vec::new(),
+            nullable: Vec::new(),
             trie: vec![TrieNode {
                 children: AHashMap::new(),
+                raw: Box::from(""),
+                order: Vec::new(),
                 frags: Vec::new(),
                 name: Box::from(""),
                 col: None,
@@ -407,6 +432,7 @@ impl<S: BatchSink> Normalizer<S> {
                 let idx = ctx.buf.add_column(c);
                 ctx.col_index.insert(c.name.clone(), idx);
                 ctx.hints.push(hints_of(c));
+                ctx.nullable.push(c.is_nullable());
             }
         }
         self.refresh_table_settings(&mut ctx);
@@ -478,27 +504,44 @@ impl<S: BatchSink> Normalizer<S> {
             parent_id: None,
             idx: 0,
             root_id: None,
+            row_id: None,
         }];
         let result = (|| {
             while let Some(task) = stack.pop() {
-                let children = self.process_row(task)?;
-                // children are processed in order: push in reverse
-                stack.extend(children.into_iter().rev());
+                let before = stack.len();
+                self.process_row(task, &mut stack)?;
+                // children are processed in order: they were pushed in order, reverse them
+                stack[before..].reverse();
             }
             Ok(())
         })();
         self.entries.clear();
+        self.lists.clear();
+        self.flatten_stack.clear();
         result
     }
 
-    /// Flattens, assigns ids, coerces and stores one row; returns the child row tasks.
-    fn process_row(&mut self, task: Task<'static>) -> Result<Vec<Task<'static>>> {
+    /// Flattens, assigns ids, coerces and stores one row; pushes the child row tasks, in order.
+    fn process_row(&mut self, task: Task<'static>, tasks: &mut Vec<Task<'static>>) -> Result<()> {
+        let mut lists = std::mem::take(&mut self.lists);
+        lists.clear();
+        let result = self.process_row_with(task, &mut lists, tasks);
+        lists.clear();
+        self.lists = lists;
+        result
+    }
+
+    fn process_row_with(
+        &mut self,
+        task: Task<'static>,
+        lists: &mut Vec<(u32, NodeRef<'static, 'static>)>,
+        tasks: &mut Vec<Task<'static>>,
+    ) -> Result<()> {
         let tid = task.table;
-        let mut lists: Vec<(u32, NodeRef<'static, 'static>)> = Vec::new();
         self.entries.clear();
         self.row_has_sys_keys = false;
         match task.wrap {
-            Wrap::None => self.flatten(tid, task.value, task.lvl, &mut lists)?,
+            Wrap::None => self.flatten(tid, task.value, task.lvl, lists)?,
             Wrap::Value => self
                 .entries
                 .push((Key::Sys(Sys::Value), Val::Node(task.value))),
@@ -539,35 +582,38 @@ impl<S: BatchSink> Normalizer<S> {
             Some(id) => id,
             None => {
                 let id: Rc<str> = if is_root {
-                    Rc::from(self.root_row_id(tid, task.value)?)
+                    self.root_row_id(tid, task.value)?
                 } else {
                     let parent = task.parent_id.clone().unwrap_or_else(|| Rc::from(""));
                     self.set_entry(tid, Sys::ParentId, Val::Text(parent.clone()));
                     self.set_entry(tid, Sys::ListIdx, Val::Int(task.idx as i64));
-                    Rc::from(hash::child_row_id(
-                        &parent,
-                        &self.tables[tid].name,
-                        task.idx,
-                    ))
+                    match task.row_id.clone() {
+                        Some(id) => id,
+                        None => Rc::from(hash::child_row_id(
+                            &parent,
+                            &self.tables[tid].name,
+                            task.idx,
+                        )),
+                    }
                 };
                 self.set_entry(tid, Sys::DltId, Val::Text(id.clone()));
                 id
             }
         };
         if !self.store_row(tid)? {
-            return Ok(Vec::new());
+            return Ok(());
         }
         // children
         if lists.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let root_id = if is_root && self.tables[tid].propagate_root {
             Some(row_id.clone())
         } else {
             task.root_id.clone()
         };
-        let mut tasks = Vec::new();
-        for (node, list) in lists {
+        let first = tasks.len();
+        for &(node, list) in lists.iter() {
             let child = self.list_table(tid, node);
             if self.filtered_tables.contains(&self.tables[child].name) {
                 continue;
@@ -586,10 +632,40 @@ impl<S: BatchSink> Normalizer<S> {
                     parent_id: Some(row_id.clone()),
                     idx,
                     root_id: root_id.clone(),
+                    row_id: None,
                 });
             }
         }
-        Ok(tasks)
+        self.child_ids(&row_id, &mut tasks[first..]);
+        Ok(())
+    }
+
+    /// Computes the `_dlt_id`s of a row's child tasks together (one batched hash).
+    fn child_ids(&mut self, parent: &str, tasks: &mut [Task<'static>]) {
+        if tasks.is_empty() {
+            return;
+        }
+        self.id_messages.clear();
+        self.id_ends.clear();
+        for t in tasks.iter() {
+            hash::child_row_message(parent, &self.tables[t.table].name, t.idx, &mut self.id_messages);
+            self.id_ends.push(self.id_messages.len());
+        }
+        let mut start = 0;
+        let messages: Vec<&[u8]> = self
+            .id_ends
+            .iter()
+            .map(|&end| {
+                let m = &self.id_messages[start..end];
+                start = end;
+                m
+            })
+            .collect();
+        self.ids.clear();
+        hash::child_row_ids(&messages, &mut self.ids);
+        for (t, id) in tasks.iter_mut().zip(&self.ids) {
+            t.row_id = Some(Rc::from(hash::id_str(id)));
+        }
     }
 
     /// Sets a system column of the row like a dict assignment: an existing key keeps its
@@ -609,9 +685,9 @@ impl<S: BatchSink> Normalizer<S> {
         }
     }
 
-    fn root_row_id(&mut self, tid: usize, item: NodeRef<'static, 'static>) -> Result<String> {
-        Ok(match self.tables[tid].row_id {
-            RowIdType::Random => hash::random_row_id(),
+    fn root_row_id(&mut self, tid: usize, item: NodeRef<'static, 'static>) -> Result<Rc<str>> {
+        Ok(Rc::from(match self.tables[tid].row_id {
+            RowIdType::Random => return Ok(Rc::from(hash::id_str(&hash::random_row_id_chars()))),
             RowIdType::RowHash => {
                 // over the original item, without _dlt keys, keys sorted
                 self.json_scratch.clear();
@@ -678,7 +754,7 @@ impl<S: BatchSink> Normalizer<S> {
                 text.push('}');
                 hash::digest_row_json(&text)
             }
-        })
+        }))
     }
 
     fn key_name(&self, tid: usize, key: Key) -> &str {
@@ -736,6 +812,8 @@ impl<S: BatchSink> Normalizer<S> {
         }
         ctx.trie.push(TrieNode {
             children: AHashMap::new(),
+            raw: Box::from(key),
+            order: Vec::new(),
             frags,
             name,
             col,
@@ -747,6 +825,26 @@ impl<S: BatchSink> Normalizer<S> {
         ctx.trie[parent as usize]
             .children
             .insert(Box::from(key), id);
+        id
+    }
+
+    /// [`Self::trie_child`] for the key at position `pos` of an object, checking the key seen at
+    /// that position last time first.
+    #[inline]
+    fn trie_child_at(&mut self, tid: usize, parent: u32, pos: usize, key: &str) -> u32 {
+        let trie = &self.tables[tid].trie;
+        if let Some(&cand) = trie[parent as usize].order.get(pos) {
+            if *trie[cand as usize].raw == *key {
+                return cand;
+            }
+        }
+        let id = self.trie_child(tid, parent, key);
+        let order = &mut self.tables[tid].trie[parent as usize].order;
+        match pos.cmp(&order.len()) {
+            std::cmp::Ordering::Less => order[pos] = id,
+            std::cmp::Ordering::Equal => order.push(id),
+            std::cmp::Ordering::Greater => {}
+        }
         id
     }
 
@@ -799,10 +897,24 @@ impl<S: BatchSink> Normalizer<S> {
         lvl: i64,
         lists: &mut Vec<(u32, NodeRef<'static, 'static>)>,
     ) -> Result<()> {
-        let mut stack: Vec<(NodeRef<'static, 'static>, i64, u32)> = vec![(row, lvl, 0)];
+        let mut stack = std::mem::take(&mut self.flatten_stack);
+        stack.clear();
+        stack.push((row, lvl, 0));
+        let result = self.flatten_with(tid, &mut stack, lists);
+        stack.clear();
+        self.flatten_stack = stack;
+        result
+    }
+
+    fn flatten_with(
+        &mut self,
+        tid: usize,
+        stack: &mut Vec<(NodeRef<'static, 'static>, i64, u32)>,
+        lists: &mut Vec<(u32, NodeRef<'static, 'static>)>,
+    ) -> Result<()> {
         while let Some((obj, lvl, parent)) = stack.pop() {
-            for (k, v) in obj.entries() {
-                let node = self.trie_child(tid, parent, k);
+            for (pos, (k, v)) in obj.entries().enumerate() {
+                let node = self.trie_child_at(tid, parent, pos, k);
                 match v.node() {
                     Node::Object { .. } => {
                         if !self.is_json_typed(tid, node, lvl) {
@@ -890,7 +1002,21 @@ impl<S: BatchSink> Normalizer<S> {
                 }
             }
         }
-        let mut values: Vec<(Target, Coerced<'e>)> = Vec::with_capacity(entries.len());
+        // the reused value list holds values borrowing from `entries` only during this call
+        let mut values: Vec<(Target, Coerced<'e>)> = relife_values(std::mem::take(&mut self.values));
+        values.clear();
+        let result = self.store_values(tid, entries, &mut values);
+        values.clear();
+        self.values = relife_values(values);
+        result
+    }
+
+    fn store_values<'e>(
+        &mut self,
+        tid: usize,
+        entries: &'e [(Key, Val<'static>)],
+        values: &mut Vec<(Target, Coerced<'e>)>,
+    ) -> Result<bool> {
         let mut new_columns: Vec<Column> = Vec::new();
         for (key, val) in entries {
             if !self.tables[tid].filters.is_empty()
@@ -916,6 +1042,12 @@ impl<S: BatchSink> Normalizer<S> {
                 },
             };
             if matches!(scalar, Scalar::Null) {
+                // fast path: a null in an existing nullable column is just padding
+                if let Some(idx) = self.column_of(tid, *key) {
+                    if self.tables[tid].nullable[idx] {
+                        continue;
+                    }
+                }
                 let name = self.key_name(tid, *key).to_string();
                 self.coerce_null(tid, &name)?;
                 continue;
@@ -946,7 +1078,7 @@ impl<S: BatchSink> Normalizer<S> {
             values.push((target, value));
         }
         if !new_columns.is_empty() {
-            let Some(kept) = self.apply_contract(tid, new_columns, &mut values)? else {
+            let Some(kept) = self.apply_contract(tid, new_columns, values)? else {
                 return Ok(false);
             };
             self.add_columns(tid, kept)?;
@@ -954,7 +1086,7 @@ impl<S: BatchSink> Normalizer<S> {
         // append
         let ctx = &mut self.tables[tid];
         let row = ctx.buf.rows;
-        for (target, value) in &values {
+        for (target, value) in values.iter() {
             let idx = match target {
                 Target::Existing(i) => *i,
                 Target::New(name) => match ctx.col_index.get(name) {
@@ -991,10 +1123,19 @@ impl<S: BatchSink> Normalizer<S> {
                         self.schema.name()
                     )));
                 }
-                self.null_only
-                    .entry(table.clone())
-                    .or_default()
-                    .insert(name.to_string());
+                match self.null_only.get_mut(table) {
+                    Some(set) => {
+                        if !set.contains(name) {
+                            set.insert(name.to_string());
+                        }
+                    }
+                    None => {
+                        self.null_only
+                            .entry(table.clone())
+                            .or_default()
+                            .insert(name.to_string());
+                    }
+                }
             }
         }
         Ok(())
@@ -1220,6 +1361,7 @@ impl<S: BatchSink> Normalizer<S> {
                 let idx = ctx.buf.add_column(&col);
                 ctx.col_index.insert(col.name.clone(), idx);
                 ctx.hints.push(hints_of(&col));
+                ctx.nullable.push(col.is_nullable());
             }
         }
         Ok(())
@@ -1301,6 +1443,18 @@ fn relife<'a, 'e>(c: Coerced<'a>) -> Coerced<'e> {
     // current document (transmuted to 'static, valid until the entries are cleared); the value
     // list is dropped before either.
     unsafe { std::mem::transmute::<Coerced<'a>, Coerced<'e>>(c) }
+}
+
+/// Changes the lifetime of an empty value list (a buffer reused across rows).
+fn relife_values<'a, 'b>(mut v: Vec<(Target, Coerced<'a>)>) -> Vec<(Target, Coerced<'b>)> {
+    v.clear();
+    // an empty Vec holds no values: only its allocation is reused, whose layout does not
+    // depend on the lifetime
+    let mut v = std::mem::ManuallyDrop::new(v);
+    let (ptr, cap) = (v.as_mut_ptr(), v.capacity());
+    // SAFETY: same element type up to lifetimes (same size and alignment), length 0, and the
+    // allocation comes from a Vec of that layout
+    unsafe { Vec::from_raw_parts(ptr.cast(), 0, cap) }
 }
 
 /// Extends a node reference's lifetime to `'static`.

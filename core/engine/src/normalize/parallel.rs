@@ -29,7 +29,8 @@ use crate::{Error, Result};
 struct Job {
     seq: u64,
     table: Arc<str>,
-    text: Arc<str>,
+    /// the chunk (an `Arc<String>`: no copy of the text on the way to the worker)
+    text: Arc<String>,
     /// the master schema and its generation, when the worker's copy is outdated
     schema: Option<(u64, Schema)>,
 }
@@ -54,7 +55,7 @@ pub struct ParallelNormalizer<W: BatchSink> {
     done: Receiver<Done>,
     next_seq: u64,
     next_merge: u64,
-    inputs: BTreeMap<u64, (Arc<str>, Arc<str>)>,
+    inputs: BTreeMap<u64, (Arc<str>, Arc<String>)>,
     arrived: BTreeMap<u64, Done>,
     next_worker: usize,
     report: NormalizeReport,
@@ -206,13 +207,13 @@ impl<W: BatchSink> ParallelNormalizer<W> {
             // no threads could be started: normalize here
             let seq = self.next_seq;
             self.next_seq += 1;
-            self.inputs.insert(seq, (Arc::from(table), Arc::from(text)));
+            self.inputs.insert(seq, (Arc::from(table), Arc::new(text)));
             return self.rerun(seq);
         }
         let seq = self.next_seq;
         self.next_seq += 1;
         let table: Arc<str> = Arc::from(table);
-        let text: Arc<str> = Arc::from(text);
+        let text: Arc<String> = Arc::new(text);
         self.inputs.insert(seq, (table.clone(), text.clone()));
         // bound the work in flight: two chunks per worker
         while self.inputs.len() > self.workers.jobs.len() * 2 {

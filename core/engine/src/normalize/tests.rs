@@ -241,3 +241,81 @@ fn a_frozen_column_contract_names_table_column_and_contract() {
     assert!(msg.contains("the `columns` contract is `freeze`"), "{msg}");
     let _: Value = json!(null);
 }
+
+#[test]
+fn keys_in_a_new_order_land_in_their_own_columns() {
+    // the trie guesses a key from its position in the last object: a changed order, a missing
+    // key and a new key at a known position must still find their own columns
+    let text = r#"{"a":1,"b":"x","n":{"p":1,"q":2}}
+{"b":"y","a":2,"n":{"q":4,"p":3}}
+{"c":true,"a":3,"n":{"r":5}}
+{"a":4,"b":"z","n":{"p":6,"q":7}}"#;
+    let (_, sink, s) = normalize(text).expect("ok");
+    let batch = arrow_select::concat::concat_batches(
+        &sink.tables["items"][0].schema(),
+        &sink.tables["items"],
+    )
+    .expect("concat");
+    let col = |name: &str| -> Vec<String> {
+        let idx = batch.schema().index_of(name).expect(name);
+        let arr = arrow_cast::cast(batch.column(idx), &arrow_schema::DataType::Utf8).expect("cast");
+        let arr = arr
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .expect("strings")
+            .clone();
+        (0..arrow_array::Array::len(&arr))
+            .map(|i| {
+                if arrow_array::Array::is_null(&arr, i) {
+                    "-".into()
+                } else {
+                    arr.value(i).to_string()
+                }
+            })
+            .collect()
+    };
+    assert_eq!(col("a"), ["1", "2", "3", "4"]);
+    assert_eq!(col("b"), ["x", "y", "-", "z"]);
+    assert_eq!(col("c"), ["-", "-", "true", "-"]);
+    assert_eq!(col("n__p"), ["1", "3", "-", "6"]);
+    assert_eq!(col("n__q"), ["2", "4", "-", "7"]);
+    assert_eq!(col("n__r"), ["-", "-", "5", "-"]);
+    assert!(columns(&s, "items").contains(&"n__r".to_string()));
+}
+
+#[test]
+fn child_ids_hashed_in_batches_match_one_by_one() {
+    // a row with many children across lists (more than one batch of eight)
+    let mut doc = json!({"id": 1, "a": [], "b": []});
+    for i in 0..11 {
+        doc["a"].as_array_mut().expect("a").push(json!({"i": i}));
+    }
+    for i in 0..3 {
+        doc["b"].as_array_mut().expect("b").push(json!(i));
+    }
+    let (_, sink, _) = normalize(&doc.to_string()).expect("ok");
+    let ids = |table: &str| -> Vec<(String, String, i64)> {
+        let mut out = Vec::new();
+        for b in &sink.tables[table] {
+            let s = b.schema();
+            let get = |n: &str| b.column(s.index_of(n).expect(n)).clone();
+            let id = get("_dlt_id");
+            let parent = get("_dlt_parent_id");
+            let idx = get("_dlt_list_idx");
+            let id = id.as_any().downcast_ref::<arrow_array::StringArray>().expect("id");
+            let parent = parent.as_any().downcast_ref::<arrow_array::StringArray>().expect("p");
+            let idx = idx.as_any().downcast_ref::<arrow_array::Int64Array>().expect("i");
+            for r in 0..b.num_rows() {
+                out.push((id.value(r).to_string(), parent.value(r).to_string(), idx.value(r)));
+            }
+        }
+        out
+    };
+    for table in ["items__a", "items__b"] {
+        let rows = ids(table);
+        assert!(!rows.is_empty());
+        for (id, parent, idx) in rows {
+            assert_eq!(id, hash::child_row_id(&parent, table, idx as usize), "{table} {idx}");
+        }
+    }
+}

@@ -746,6 +746,10 @@ impl Pipeline {
         let load_id = new_load_id();
         options.report(ProgressEvent::StepStarted(Step::Extract));
         let produced = self.extract_normalize(source, options, &load_id)?;
+        // the normalizer's buffers are free now: give them back before the destination (which may
+        // run in this process, as DuckDB does) allocates its own
+        #[cfg(feature = "mimalloc")]
+        crate::alloc::release();
         options.report(ProgressEvent::StepDone(Step::Normalize));
         if !produced {
             return Ok(self.empty_info());
@@ -1199,6 +1203,9 @@ impl Pipeline {
                                 inc.filter_text(text, &mut pending).map_err(extract_err)?
                             }
                             None => {
+                                // exact room for the text and its newline: growing by doubling
+                                // would copy each 4 MiB chunk once more
+                                pending.reserve(text.len() + 1);
                                 pending.push_str(text);
                                 pending.push('\n');
                             }

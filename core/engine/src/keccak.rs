@@ -1,0 +1,322 @@
+//! SHAKE128 for short messages (one 168-byte block), the hash behind every `_dlt_id` of a child
+//! row. A nested document yields several child rows, so ids are hashed in batches: on x86-64
+//! with AVX-512 eight Keccak-f[1600] states run side by side in vector lanes (one state per
+//! 64-bit lane), elsewhere and for messages of a block or more the scalar permutation runs once
+//! per message. Both give exactly `shake128(message)` (tested against tiny-keccak).
+
+use tiny_keccak::{Hasher, Shake, Xof};
+
+/// The SHAKE128 rate in bytes: messages shorter than this fit one block.
+pub const RATE: usize = 168;
+
+/// The first `out.len()` (at most 16) bytes of `shake128(msg)`.
+pub fn shake128_short(msg: &[u8], out: &mut [u8]) {
+    debug_assert!(out.len() <= 16);
+    if msg.len() >= RATE {
+        let mut h = Shake::v128();
+        h.update(msg);
+        h.squeeze(out);
+        return;
+    }
+    let mut state = [0u64; 25];
+    absorb_block(&mut state, msg);
+    tiny_keccak::keccakf(&mut state);
+    squeeze16(&state, out);
+}
+
+/// XORs one padded single-block message into a zero state.
+fn absorb_block(state: &mut [u64; 25], msg: &[u8]) {
+    let mut block = [0u8; RATE];
+    block[..msg.len()].copy_from_slice(msg);
+    block[msg.len()] ^= 0x1f;
+    block[RATE - 1] ^= 0x80;
+    for (lane, chunk) in state.iter_mut().zip(block.chunks_exact(8)) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        *lane ^= u64::from_le_bytes(w);
+    }
+}
+
+fn squeeze16(state: &[u64; 25], out: &mut [u8]) {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&state[0].to_le_bytes());
+    bytes[8..].copy_from_slice(&state[1].to_le_bytes());
+    out.copy_from_slice(&bytes[..out.len()]);
+}
+
+/// `shake128` of each message, the first `N` (at most 16) bytes each, in order.
+pub fn shake128_batch<const N: usize>(msgs: &[&[u8]], out: &mut Vec<[u8; N]>) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if msgs.len() >= 2 && avx512::available() {
+            let mut i = 0;
+            while i < msgs.len() {
+                let n = (msgs.len() - i).min(8);
+                let group = &msgs[i..i + n];
+                if group.iter().all(|m| m.len() < RATE) {
+                    let mut res = [[0u8; 16]; 8];
+                    // SAFETY: the CPU supports AVX-512F (checked by `available`)
+                    unsafe { avx512::shake128_x8(group, &mut res) };
+                    for r in &res[..n] {
+                        let mut o = [0u8; N];
+                        o.copy_from_slice(&r[..N]);
+                        out.push(o);
+                    }
+                } else {
+                    for m in group {
+                        let mut o = [0u8; N];
+                        shake128_short(m, &mut o);
+                        out.push(o);
+                    }
+                }
+                i += n;
+            }
+            return;
+        }
+    }
+    for m in msgs {
+        let mut o = [0u8; N];
+        shake128_short(m, &mut o);
+        out.push(o);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+    use std::sync::OnceLock;
+
+    use super::{absorb_block, RATE};
+
+    pub fn available() -> bool {
+        static AVAILABLE: OnceLock<bool> = OnceLock::new();
+        *AVAILABLE.get_or_init(|| {
+            std::env::var_os("SLUICE_NO_SIMD_KECCAK").is_none()
+                && std::arch::is_x86_feature_detected!("avx512f")
+        })
+    }
+
+    const RC: [u64; 24] = [
+        0x0000000000000001,
+        0x0000000000008082,
+        0x800000000000808a,
+        0x8000000080008000,
+        0x000000000000808b,
+        0x0000000080000001,
+        0x8000000080008081,
+        0x8000000000008009,
+        0x000000000000008a,
+        0x0000000000000088,
+        0x0000000080008009,
+        0x000000008000000a,
+        0x000000008000808b,
+        0x800000000000008b,
+        0x8000000000008089,
+        0x8000000000008003,
+        0x8000000000008002,
+        0x8000000000000080,
+        0x000000000000800a,
+        0x800000008000000a,
+        0x8000000080008081,
+        0x8000000000008080,
+        0x0000000080000001,
+        0x8000000080008008,
+    ];
+
+    /// Keccak-f[1600] on eight states, one per 64-bit lane of each vector.
+    #[target_feature(enable = "avx512f")]
+    fn f1600_x8(state: &mut [__m512i; 25]) {
+        // one variable per lane (the round below is written out), so the 25 lanes and the
+        // temporaries stay in the 32 vector registers
+        let mut a0 = state[0];
+        let mut a1 = state[1];
+        let mut a2 = state[2];
+        let mut a3 = state[3];
+        let mut a4 = state[4];
+        let mut a5 = state[5];
+        let mut a6 = state[6];
+        let mut a7 = state[7];
+        let mut a8 = state[8];
+        let mut a9 = state[9];
+        let mut a10 = state[10];
+        let mut a11 = state[11];
+        let mut a12 = state[12];
+        let mut a13 = state[13];
+        let mut a14 = state[14];
+        let mut a15 = state[15];
+        let mut a16 = state[16];
+        let mut a17 = state[17];
+        let mut a18 = state[18];
+        let mut a19 = state[19];
+        let mut a20 = state[20];
+        let mut a21 = state[21];
+        let mut a22 = state[22];
+        let mut a23 = state[23];
+        let mut a24 = state[24];
+        for rc in RC {
+            // theta
+            let c0 = _mm512_ternarylogic_epi64::<0x96>(_mm512_ternarylogic_epi64::<0x96>(a0, a5, a10), a15, a20);
+            let c1 = _mm512_ternarylogic_epi64::<0x96>(_mm512_ternarylogic_epi64::<0x96>(a1, a6, a11), a16, a21);
+            let c2 = _mm512_ternarylogic_epi64::<0x96>(_mm512_ternarylogic_epi64::<0x96>(a2, a7, a12), a17, a22);
+            let c3 = _mm512_ternarylogic_epi64::<0x96>(_mm512_ternarylogic_epi64::<0x96>(a3, a8, a13), a18, a23);
+            let c4 = _mm512_ternarylogic_epi64::<0x96>(_mm512_ternarylogic_epi64::<0x96>(a4, a9, a14), a19, a24);
+            let d0 = _mm512_xor_si512(c4, _mm512_rol_epi64::<1>(c1));
+            let d1 = _mm512_xor_si512(c0, _mm512_rol_epi64::<1>(c2));
+            let d2 = _mm512_xor_si512(c1, _mm512_rol_epi64::<1>(c3));
+            let d3 = _mm512_xor_si512(c2, _mm512_rol_epi64::<1>(c4));
+            let d4 = _mm512_xor_si512(c3, _mm512_rol_epi64::<1>(c0));
+            // rho and pi (b[PI[i]] = rol(a[i] ^ d[x], ROT[i]))
+            let b0 = _mm512_xor_si512(a0, d0);
+            let b10 = _mm512_rol_epi64::<1>(_mm512_xor_si512(a1, d1));
+            let b20 = _mm512_rol_epi64::<62>(_mm512_xor_si512(a2, d2));
+            let b5 = _mm512_rol_epi64::<28>(_mm512_xor_si512(a3, d3));
+            let b15 = _mm512_rol_epi64::<27>(_mm512_xor_si512(a4, d4));
+            let b16 = _mm512_rol_epi64::<36>(_mm512_xor_si512(a5, d0));
+            let b1 = _mm512_rol_epi64::<44>(_mm512_xor_si512(a6, d1));
+            let b11 = _mm512_rol_epi64::<6>(_mm512_xor_si512(a7, d2));
+            let b21 = _mm512_rol_epi64::<55>(_mm512_xor_si512(a8, d3));
+            let b6 = _mm512_rol_epi64::<20>(_mm512_xor_si512(a9, d4));
+            let b7 = _mm512_rol_epi64::<3>(_mm512_xor_si512(a10, d0));
+            let b17 = _mm512_rol_epi64::<10>(_mm512_xor_si512(a11, d1));
+            let b2 = _mm512_rol_epi64::<43>(_mm512_xor_si512(a12, d2));
+            let b12 = _mm512_rol_epi64::<25>(_mm512_xor_si512(a13, d3));
+            let b22 = _mm512_rol_epi64::<39>(_mm512_xor_si512(a14, d4));
+            let b23 = _mm512_rol_epi64::<41>(_mm512_xor_si512(a15, d0));
+            let b8 = _mm512_rol_epi64::<45>(_mm512_xor_si512(a16, d1));
+            let b18 = _mm512_rol_epi64::<15>(_mm512_xor_si512(a17, d2));
+            let b3 = _mm512_rol_epi64::<21>(_mm512_xor_si512(a18, d3));
+            let b13 = _mm512_rol_epi64::<8>(_mm512_xor_si512(a19, d4));
+            let b14 = _mm512_rol_epi64::<18>(_mm512_xor_si512(a20, d0));
+            let b24 = _mm512_rol_epi64::<2>(_mm512_xor_si512(a21, d1));
+            let b9 = _mm512_rol_epi64::<61>(_mm512_xor_si512(a22, d2));
+            let b19 = _mm512_rol_epi64::<56>(_mm512_xor_si512(a23, d3));
+            let b4 = _mm512_rol_epi64::<14>(_mm512_xor_si512(a24, d4));
+            // chi: a ^ (!b & c)
+            a0 = _mm512_ternarylogic_epi64::<0xD2>(b0, b1, b2);
+            a1 = _mm512_ternarylogic_epi64::<0xD2>(b1, b2, b3);
+            a2 = _mm512_ternarylogic_epi64::<0xD2>(b2, b3, b4);
+            a3 = _mm512_ternarylogic_epi64::<0xD2>(b3, b4, b0);
+            a4 = _mm512_ternarylogic_epi64::<0xD2>(b4, b0, b1);
+            a5 = _mm512_ternarylogic_epi64::<0xD2>(b5, b6, b7);
+            a6 = _mm512_ternarylogic_epi64::<0xD2>(b6, b7, b8);
+            a7 = _mm512_ternarylogic_epi64::<0xD2>(b7, b8, b9);
+            a8 = _mm512_ternarylogic_epi64::<0xD2>(b8, b9, b5);
+            a9 = _mm512_ternarylogic_epi64::<0xD2>(b9, b5, b6);
+            a10 = _mm512_ternarylogic_epi64::<0xD2>(b10, b11, b12);
+            a11 = _mm512_ternarylogic_epi64::<0xD2>(b11, b12, b13);
+            a12 = _mm512_ternarylogic_epi64::<0xD2>(b12, b13, b14);
+            a13 = _mm512_ternarylogic_epi64::<0xD2>(b13, b14, b10);
+            a14 = _mm512_ternarylogic_epi64::<0xD2>(b14, b10, b11);
+            a15 = _mm512_ternarylogic_epi64::<0xD2>(b15, b16, b17);
+            a16 = _mm512_ternarylogic_epi64::<0xD2>(b16, b17, b18);
+            a17 = _mm512_ternarylogic_epi64::<0xD2>(b17, b18, b19);
+            a18 = _mm512_ternarylogic_epi64::<0xD2>(b18, b19, b15);
+            a19 = _mm512_ternarylogic_epi64::<0xD2>(b19, b15, b16);
+            a20 = _mm512_ternarylogic_epi64::<0xD2>(b20, b21, b22);
+            a21 = _mm512_ternarylogic_epi64::<0xD2>(b21, b22, b23);
+            a22 = _mm512_ternarylogic_epi64::<0xD2>(b22, b23, b24);
+            a23 = _mm512_ternarylogic_epi64::<0xD2>(b23, b24, b20);
+            a24 = _mm512_ternarylogic_epi64::<0xD2>(b24, b20, b21);
+            // iota
+            a0 = _mm512_xor_si512(a0, _mm512_set1_epi64(rc as i64));
+        }
+        state[0] = a0;
+        state[1] = a1;
+        state[2] = a2;
+        state[3] = a3;
+        state[4] = a4;
+        state[5] = a5;
+        state[6] = a6;
+        state[7] = a7;
+        state[8] = a8;
+        state[9] = a9;
+        state[10] = a10;
+        state[11] = a11;
+        state[12] = a12;
+        state[13] = a13;
+        state[14] = a14;
+        state[15] = a15;
+        state[16] = a16;
+        state[17] = a17;
+        state[18] = a18;
+        state[19] = a19;
+        state[20] = a20;
+        state[21] = a21;
+        state[22] = a22;
+        state[23] = a23;
+        state[24] = a24;
+    }
+
+    /// SHAKE128 of up to eight single-block messages: the first 16 bytes of each.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn shake128_x8(msgs: &[&[u8]], out: &mut [[u8; 16]; 8]) {
+        debug_assert!(msgs.len() <= 8 && msgs.iter().all(|m| m.len() < RATE));
+        // lane-major: lanes[i * 8 + j] is lane i of state j
+        let mut lanes = [0u64; 200];
+        for (j, m) in msgs.iter().enumerate() {
+            let mut s = [0u64; 25];
+            absorb_block(&mut s, m);
+            for (i, w) in s.iter().enumerate() {
+                lanes[i * 8 + j] = *w;
+            }
+        }
+        let mut a = [_mm512_setzero_si512(); 25];
+        for (i, v) in a.iter_mut().enumerate() {
+            // SAFETY: 8 u64 from lanes[i * 8..], in bounds
+            *v = unsafe { _mm512_loadu_si512(lanes.as_ptr().add(i * 8).cast()) };
+        }
+        f1600_x8(&mut a);
+        let mut l0 = [0u64; 8];
+        let mut l1 = [0u64; 8];
+        // SAFETY: 8 u64 each, in bounds
+        unsafe {
+            _mm512_storeu_si512(l0.as_mut_ptr().cast(), a[0]);
+            _mm512_storeu_si512(l1.as_mut_ptr().cast(), a[1]);
+        }
+        for (j, o) in out.iter_mut().enumerate().take(msgs.len()) {
+            o[..8].copy_from_slice(&l0[j].to_le_bytes());
+            o[8..].copy_from_slice(&l1[j].to_le_bytes());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(msg: &[u8], n: usize) -> Vec<u8> {
+        let mut h = Shake::v128();
+        h.update(msg);
+        let mut out = vec![0u8; n];
+        h.squeeze(&mut out);
+        out
+    }
+
+    #[test]
+    fn single_and_batched_match_the_reference() {
+        let mut msgs: Vec<Vec<u8>> = Vec::new();
+        for len in [0usize, 1, 7, 8, 9, 50, 135, 136, 166, 167, 168, 169, 300] {
+            msgs.push((0..len).map(|i| (i * 31 + len) as u8).collect());
+        }
+        for i in 0..37 {
+            msgs.push(format!("IzCnYUQ9BmCnLQ_issues__comments_{i}").into_bytes());
+        }
+        for m in &msgs {
+            let mut o = [0u8; 10];
+            shake128_short(m, &mut o);
+            assert_eq!(o.to_vec(), reference(m, 10), "len {}", m.len());
+        }
+        for take in [1usize, 2, 3, 8, 9, 17, msgs.len()] {
+            let refs: Vec<&[u8]> = msgs.iter().take(take).map(Vec::as_slice).collect();
+            let mut out: Vec<[u8; 10]> = Vec::new();
+            shake128_batch(&refs, &mut out);
+            assert_eq!(out.len(), take);
+            for (m, o) in refs.iter().zip(&out) {
+                assert_eq!(o.to_vec(), reference(m, 10), "batch of {take}, len {}", m.len());
+            }
+        }
+    }
+}
