@@ -43,7 +43,12 @@ pub fn id_str(chars: &IdChars) -> &str {
 }
 
 /// The message hashed for a child row's `_dlt_id`: `"{parent_id}_{table}_{idx}"`.
-pub fn child_row_message(parent_row_id: &str, child_table: &str, list_idx: usize, out: &mut Vec<u8>) {
+pub fn child_row_message(
+    parent_row_id: &str,
+    child_table: &str,
+    list_idx: usize,
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(parent_row_id.as_bytes());
     out.push(b'_');
     out.extend_from_slice(child_table.as_bytes());
@@ -268,7 +273,8 @@ mod tests {
         let ids = random_row_id_array(3);
         assert_eq!(arrow_array::Array::len(&ids), 3);
         assert!(ids.iter().all(|v| v.is_some_and(|v| v.len() == 14
-            && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/'))));
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/'))));
         assert_ne!(ids.value(0), ids.value(1));
     }
 }

@@ -1031,7 +1031,9 @@ mod tests {
     #[test]
     fn string_scan_finds_specials_at_every_offset() {
         for len in 0..70usize {
-            let plain: String = (0..len).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            let plain: String = (0..len)
+                .map(|i| char::from(b'a' + (i % 26) as u8))
+                .collect();
             let ok = format!("\"{plain}\"");
             assert_eq!(parse_all(&ok).expect("plain"), vec![ok.clone()]);
             let esc = format!("\"{plain}\\n{plain}\"");

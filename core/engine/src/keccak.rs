@@ -155,11 +155,31 @@ mod avx512 {
         let mut a24 = state[24];
         for rc in RC {
             // theta
-            let c0 = _mm512_ternarylogic_epi64::<0x96>(_mm512_ternarylogic_epi64::<0x96>(a0, a5, a10), a15, a20);
-            let c1 = _mm512_ternarylogic_epi64::<0x96>(_mm512_ternarylogic_epi64::<0x96>(a1, a6, a11), a16, a21);
-            let c2 = _mm512_ternarylogic_epi64::<0x96>(_mm512_ternarylogic_epi64::<0x96>(a2, a7, a12), a17, a22);
-            let c3 = _mm512_ternarylogic_epi64::<0x96>(_mm512_ternarylogic_epi64::<0x96>(a3, a8, a13), a18, a23);
-            let c4 = _mm512_ternarylogic_epi64::<0x96>(_mm512_ternarylogic_epi64::<0x96>(a4, a9, a14), a19, a24);
+            let c0 = _mm512_ternarylogic_epi64::<0x96>(
+                _mm512_ternarylogic_epi64::<0x96>(a0, a5, a10),
+                a15,
+                a20,
+            );
+            let c1 = _mm512_ternarylogic_epi64::<0x96>(
+                _mm512_ternarylogic_epi64::<0x96>(a1, a6, a11),
+                a16,
+                a21,
+            );
+            let c2 = _mm512_ternarylogic_epi64::<0x96>(
+                _mm512_ternarylogic_epi64::<0x96>(a2, a7, a12),
+                a17,
+                a22,
+            );
+            let c3 = _mm512_ternarylogic_epi64::<0x96>(
+                _mm512_ternarylogic_epi64::<0x96>(a3, a8, a13),
+                a18,
+                a23,
+            );
+            let c4 = _mm512_ternarylogic_epi64::<0x96>(
+                _mm512_ternarylogic_epi64::<0x96>(a4, a9, a14),
+                a19,
+                a24,
+            );
             let d0 = _mm512_xor_si512(c4, _mm512_rol_epi64::<1>(c1));
             let d1 = _mm512_xor_si512(c0, _mm512_rol_epi64::<1>(c2));
             let d2 = _mm512_xor_si512(c1, _mm512_rol_epi64::<1>(c3));
@@ -315,7 +335,12 @@ mod tests {
             shake128_batch(&refs, &mut out);
             assert_eq!(out.len(), take);
             for (m, o) in refs.iter().zip(&out) {
-                assert_eq!(o.to_vec(), reference(m, 10), "batch of {take}, len {}", m.len());
+                assert_eq!(
+                    o.to_vec(),
+                    reference(m, 10),
+                    "batch of {take}, len {}",
+                    m.len()
+                );
             }
         }
     }

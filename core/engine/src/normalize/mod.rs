@@ -648,7 +648,12 @@ impl<S: BatchSink> Normalizer<S> {
         self.id_messages.clear();
         self.id_ends.clear();
         for t in tasks.iter() {
-            hash::child_row_message(parent, &self.tables[t.table].name, t.idx, &mut self.id_messages);
+            hash::child_row_message(
+                parent,
+                &self.tables[t.table].name,
+                t.idx,
+                &mut self.id_messages,
+            );
             self.id_ends.push(self.id_messages.len());
         }
         let mut start = 0;
@@ -1003,7 +1008,8 @@ impl<S: BatchSink> Normalizer<S> {
             }
         }
         // the reused value list holds values borrowing from `entries` only during this call
-        let mut values: Vec<(Target, Coerced<'e>)> = relife_values(std::mem::take(&mut self.values));
+        let mut values: Vec<(Target, Coerced<'e>)> =
+            relife_values(std::mem::take(&mut self.values));
         values.clear();
         let result = self.store_values(tid, entries, &mut values);
         values.clear();

@@ -302,11 +302,24 @@ fn child_ids_hashed_in_batches_match_one_by_one() {
             let id = get("_dlt_id");
             let parent = get("_dlt_parent_id");
             let idx = get("_dlt_list_idx");
-            let id = id.as_any().downcast_ref::<arrow_array::StringArray>().expect("id");
-            let parent = parent.as_any().downcast_ref::<arrow_array::StringArray>().expect("p");
-            let idx = idx.as_any().downcast_ref::<arrow_array::Int64Array>().expect("i");
+            let id = id
+                .as_any()
+                .downcast_ref::<arrow_array::StringArray>()
+                .expect("id");
+            let parent = parent
+                .as_any()
+                .downcast_ref::<arrow_array::StringArray>()
+                .expect("p");
+            let idx = idx
+                .as_any()
+                .downcast_ref::<arrow_array::Int64Array>()
+                .expect("i");
             for r in 0..b.num_rows() {
-                out.push((id.value(r).to_string(), parent.value(r).to_string(), idx.value(r)));
+                out.push((
+                    id.value(r).to_string(),
+                    parent.value(r).to_string(),
+                    idx.value(r),
+                ));
             }
         }
         out
@@ -315,7 +328,11 @@ fn child_ids_hashed_in_batches_match_one_by_one() {
         let rows = ids(table);
         assert!(!rows.is_empty());
         for (id, parent, idx) in rows {
-            assert_eq!(id, hash::child_row_id(&parent, table, idx as usize), "{table} {idx}");
+            assert_eq!(
+                id,
+                hash::child_row_id(&parent, table, idx as usize),
+                "{table} {idx}"
+            );
         }
     }
 }
