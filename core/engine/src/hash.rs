@@ -63,12 +63,15 @@ pub fn child_row_id(parent_row_id: &str, child_table: &str, list_idx: usize) -> 
     shake128_b64(&s, DLT_ID_LENGTH_BYTES)
 }
 
-/// The `_dlt_id`s of many child rows at once, from their messages (see [`child_row_message`]):
-/// hashed side by side where the CPU allows.
-pub fn child_row_ids(messages: &[&[u8]], out: &mut Vec<IdChars>) {
-    let mut digests: Vec<[u8; DLT_ID_LENGTH_BYTES]> = Vec::with_capacity(messages.len());
-    crate::keccak::shake128_batch(messages, &mut digests);
-    out.extend(digests.iter().map(id_chars));
+/// The `_dlt_id`s of many child rows at once, from their messages (see [`child_row_message`])
+/// laid end to end in `buf` (message `i` ends at `ends[i]`): hashed side by side where the CPU
+/// allows.
+pub fn child_row_ids(buf: &[u8], ends: &[usize], out: &mut Vec<IdChars>) {
+    crate::keccak::shake128_batch(buf, ends, |digest| {
+        let mut bytes = [0u8; DLT_ID_LENGTH_BYTES];
+        bytes.copy_from_slice(&digest[..DLT_ID_LENGTH_BYTES]);
+        out.push(id_chars(&bytes));
+    });
 }
 
 /// A random `_dlt_id`: base64 of 10 random bytes (14 characters).

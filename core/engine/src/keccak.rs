@@ -44,40 +44,42 @@ fn squeeze16(state: &[u64; 25], out: &mut [u8]) {
     out.copy_from_slice(&bytes[..out.len()]);
 }
 
-/// `shake128` of each message, the first `N` (at most 16) bytes each, in order.
-pub fn shake128_batch<const N: usize>(msgs: &[&[u8]], out: &mut Vec<[u8; N]>) {
+/// `shake128` of each message of `buf` (message `i` ends at `ends[i]`, the next starts there):
+/// the first 16 bytes of each, passed to `emit` in order. Nothing is allocated.
+pub fn shake128_batch(buf: &[u8], ends: &[usize], mut emit: impl FnMut(&[u8; 16])) {
+    let mut start = 0;
+    let mut next = |end: usize| {
+        let m = &buf[start..end];
+        start = end;
+        m
+    };
     #[cfg(target_arch = "x86_64")]
-    {
-        if msgs.len() >= 2 && avx512::available() {
-            let mut i = 0;
-            while i < msgs.len() {
-                let n = (msgs.len() - i).min(8);
-                let group = &msgs[i..i + n];
-                if group.iter().all(|m| m.len() < RATE) {
-                    let mut res = [[0u8; 16]; 8];
-                    // SAFETY: the CPU supports AVX-512F (checked by `available`)
-                    unsafe { avx512::shake128_x8(group, &mut res) };
-                    for r in &res[..n] {
-                        let mut o = [0u8; N];
-                        o.copy_from_slice(&r[..N]);
-                        out.push(o);
-                    }
-                } else {
-                    for m in group {
-                        let mut o = [0u8; N];
-                        shake128_short(m, &mut o);
-                        out.push(o);
-                    }
-                }
-                i += n;
+    if ends.len() >= 2 && avx512::available() {
+        for group in ends.chunks(8) {
+            let mut msgs: [&[u8]; 8] = [&[]; 8];
+            for (m, &end) in msgs.iter_mut().zip(group) {
+                *m = next(end);
             }
-            return;
+            let msgs = &msgs[..group.len()];
+            if msgs.iter().all(|m| m.len() < RATE) {
+                let mut res = [[0u8; 16]; 8];
+                // SAFETY: the CPU supports AVX-512F (checked by `available`)
+                unsafe { avx512::shake128_x8(msgs, &mut res) };
+                res[..msgs.len()].iter().for_each(&mut emit);
+            } else {
+                for m in msgs {
+                    let mut o = [0u8; 16];
+                    shake128_short(m, &mut o);
+                    emit(&o);
+                }
+            }
         }
+        return;
     }
-    for m in msgs {
-        let mut o = [0u8; N];
-        shake128_short(m, &mut o);
-        out.push(o);
+    for &end in ends {
+        let mut o = [0u8; 16];
+        shake128_short(next(end), &mut o);
+        emit(&o);
     }
 }
 
@@ -307,6 +309,16 @@ mod avx512 {
 mod tests {
     use super::*;
 
+    fn concat(msgs: &[&[u8]]) -> (Vec<u8>, Vec<usize>) {
+        let mut buf = Vec::new();
+        let mut ends = Vec::new();
+        for m in msgs {
+            buf.extend_from_slice(m);
+            ends.push(buf.len());
+        }
+        (buf, ends)
+    }
+
     fn reference(msg: &[u8], n: usize) -> Vec<u8> {
         let mut h = Shake::v128();
         h.update(msg);
@@ -331,8 +343,13 @@ mod tests {
         }
         for take in [1usize, 2, 3, 8, 9, 17, msgs.len()] {
             let refs: Vec<&[u8]> = msgs.iter().take(take).map(Vec::as_slice).collect();
+            let (buf, ends) = concat(&refs);
             let mut out: Vec<[u8; 10]> = Vec::new();
-            shake128_batch(&refs, &mut out);
+            shake128_batch(&buf, &ends, |d| {
+                let mut o = [0u8; 10];
+                o.copy_from_slice(&d[..10]);
+                out.push(o);
+            });
             assert_eq!(out.len(), take);
             for (m, o) in refs.iter().zip(&out) {
                 assert_eq!(

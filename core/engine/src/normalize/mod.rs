@@ -656,18 +656,8 @@ impl<S: BatchSink> Normalizer<S> {
             );
             self.id_ends.push(self.id_messages.len());
         }
-        let mut start = 0;
-        let messages: Vec<&[u8]> = self
-            .id_ends
-            .iter()
-            .map(|&end| {
-                let m = &self.id_messages[start..end];
-                start = end;
-                m
-            })
-            .collect();
         self.ids.clear();
-        hash::child_row_ids(&messages, &mut self.ids);
+        hash::child_row_ids(&self.id_messages, &self.id_ends, &mut self.ids);
         for (t, id) in tasks.iter_mut().zip(&self.ids) {
             t.row_id = Some(Rc::from(hash::id_str(id)));
         }
