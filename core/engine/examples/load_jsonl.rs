@@ -2,7 +2,7 @@
 //! normalize, load): the end-to-end benchmark until the filesystem source and `sluice run` exist.
 //!
 //! ```text
-//! load_jsonl <file.jsonl> <table> <duckdb-file> [--merge KEY] [--pipelines-dir DIR] [--destination NAME]
+//! load_jsonl <file.jsonl> <table> <duckdb-file> [--merge KEY] [--pipelines-dir DIR] [--destination NAME] [--memory-limit 256MB]
 //! ```
 //!
 //! Prints the load info, the wall time and the peak RSS.
@@ -29,11 +29,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let mut positional = Vec::new();
     let (mut merge_key, mut pipelines_dir, mut destination) = (None, None, "duckdb".to_string());
+    let mut memory_limit: Option<String> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--merge" => merge_key = args.next(),
             "--pipelines-dir" => pipelines_dir = args.next(),
             "--destination" => destination = args.next().ok_or("--destination needs a name")?,
+            "--memory-limit" => memory_limit = args.next(),
             _ => positional.push(a),
         }
     }
@@ -50,7 +52,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let source = CodeSource::new("files", vec![resource]);
     let mut builder = Pipeline::builder(&format!("load_{table}"))
         .destination(&destination)
-        .destination_config(json!({"credentials": database}), json!({}))
+        .destination_config(
+            match &memory_limit {
+                Some(limit) => json!({"credentials": database, "memory_limit": limit}),
+                None => json!({"credentials": database}),
+            },
+            json!({}),
+        )
         .dataset_name("bench");
     if let Some(dir) = pipelines_dir {
         builder = builder.pipelines_dir(dir);
