@@ -83,8 +83,7 @@ fn init_tracing(verbose: u8) {
         .try_init();
 }
 
-#[global_allocator]
-static GLOBAL: sluice::alloc::Allocator = sluice::alloc::ALLOCATOR;
+sluice::use_allocator!();
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

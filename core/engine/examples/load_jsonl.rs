@@ -12,8 +12,7 @@ use std::time::Instant;
 use serde_json::json;
 use sluice::pipeline::{CodeSource, Pipeline, Resource, RunOptions};
 
-#[global_allocator]
-static GLOBAL: sluice::alloc::Allocator = sluice::alloc::ALLOCATOR;
+sluice::use_allocator!();
 
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")

@@ -12,8 +12,7 @@ use sluice::normalize::NormalizeOptions;
 use sluice::schema::Schema;
 use sluice::writer::ParquetWriter;
 
-#[global_allocator]
-static GLOBAL: sluice::alloc::Allocator = sluice::alloc::ALLOCATOR;
+sluice::use_allocator!();
 
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
