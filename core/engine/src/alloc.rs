@@ -19,6 +19,7 @@ pub const ALLOCATOR: Allocator = mimalloc::MiMalloc;
 unsafe extern "C" {
     fn mi_collect(force: bool);
     fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+    fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
 }
 
 /// `mi_option_arena_eager_commit` in mimalloc.h (the same index in mimalloc 2 and 3).
@@ -35,6 +36,13 @@ const MI_OPTION_ARENA_EAGER_COMMIT: std::ffi::c_int = 4;
 pub extern "C" fn configure_at_start() {
     // SAFETY: mimalloc is linked; setting an option needs no initialized heap
     unsafe { mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) };
+}
+
+/// mimalloc's `arena_eager_commit` option as it stands (0 once [`configure_at_start`] ran;
+/// mimalloc's default is 2).
+pub fn arena_eager_commit() -> i64 {
+    // SAFETY: mimalloc is linked; reading an option is thread-safe
+    i64::from(unsafe { mi_option_get(MI_OPTION_ARENA_EAGER_COMMIT) })
 }
 
 /// Makes mimalloc the binary's allocator, configured before `main` (see
