@@ -171,3 +171,52 @@ fn documents_route_to_tables_named_by_a_field_with_the_resource_hints() {
         "no table named after the resource"
     );
 }
+
+/// A JSON lines file of several read chunks: the big texts reach the normalizer without a copy
+/// (from the source's batch), the last small one through the gathered chunks; every line lands
+/// once, with its children.
+#[test]
+fn a_json_lines_file_of_many_chunks_loads_every_line_once() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = tmp.path().join("lines.duckdb");
+    let file = tmp.path().join("lines.jsonl");
+    let n: i64 = 90_000;
+    let pad = "x".repeat(80);
+    let mut text = String::new();
+    for i in 0..n {
+        text.push_str(&format!(
+            "{{\"id\": {i}, \"pad\": \"{pad}\", \"tags\": [\"t{i}\", \"u{i}\"]}}\n"
+        ));
+    }
+    assert!(text.len() > 9 << 20, "more than two 4 MiB chunks");
+    std::fs::write(&file, text).expect("write");
+    let mut pipeline = Pipeline::builder("lines_pipeline")
+        .registry(registry())
+        .destination("duckdb")
+        .destination_config(json!({"credentials": db.to_string_lossy()}), json!({}))
+        .dataset_name("lines_data")
+        .pipelines_dir(tmp.path().join("pipelines"))
+        .build()
+        .expect("pipeline");
+    let source = CodeSource::new("files", vec![Resource::from_json_file("lines", &file)]);
+    pipeline.run(&source, &RunOptions::default()).expect("run");
+    drop(pipeline);
+    let con = duckdb::Connection::open(&db).expect("open");
+    let (rows, distinct, sum): (i64, i64, i64) = con
+        .query_row(
+            r#"SELECT count(*), count(DISTINCT id), sum(id) FROM "lines_data"."lines""#,
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("root");
+    assert_eq!((rows, distinct, sum), (n, n, n * (n - 1) / 2));
+    let (children, matched): (i64, i64) = con
+        .query_row(
+            r#"SELECT count(*), count(*) FILTER (WHERE c.value = 't' || p.id OR c.value = 'u' || p.id)
+               FROM "lines_data"."lines__tags" c JOIN "lines_data"."lines" p ON c._dlt_parent_id = p._dlt_id"#,
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("children");
+    assert_eq!((children, matched), (2 * n, 2 * n));
+}

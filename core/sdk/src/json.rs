@@ -97,8 +97,8 @@ impl JsonBatchBuilder {
     }
 }
 
-/// Iterates over the JSON texts of a document batch.
-pub fn json_texts(batch: &RecordBatch) -> Result<impl Iterator<Item = &str>> {
+/// The column of JSON texts of a document batch.
+pub fn json_text_array(batch: &RecordBatch) -> Result<&LargeStringArray> {
     let column = batch
         .column_by_name(JSON_COLUMN)
         .or_else(|| (batch.num_columns() == 1).then(|| batch.column(0)))
@@ -113,7 +113,7 @@ pub fn json_texts(batch: &RecordBatch) -> Result<impl Iterator<Item = &str>> {
                     .collect::<Vec<_>>()
             ))
         })?;
-    let strings = column
+    column
         .as_any()
         .downcast_ref::<LargeStringArray>()
         .ok_or_else(|| {
@@ -121,8 +121,12 @@ pub fn json_texts(batch: &RecordBatch) -> Result<impl Iterator<Item = &str>> {
                 "column `{JSON_COLUMN}` must be LargeUtf8, got {}",
                 column.data_type()
             ))
-        })?;
-    Ok(strings.iter().flatten())
+        })
+}
+
+/// Iterates over the JSON texts of a document batch.
+pub fn json_texts(batch: &RecordBatch) -> Result<impl Iterator<Item = &str>> {
+    Ok(json_text_array(batch)?.iter().flatten())
 }
 
 #[cfg(test)]

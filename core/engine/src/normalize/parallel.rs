@@ -26,11 +26,18 @@ use super::{BatchSink, ChunkOutput, MemorySink, NormalizeOptions, NormalizeRepor
 use crate::schema::Schema;
 use crate::{Error, Result};
 
+/// JSON text shared between the thread that pushes it and a worker.
+pub type SharedText = Arc<dyn AsRef<str> + Send + Sync>;
+
+fn text_of(t: &SharedText) -> &str {
+    (**t).as_ref()
+}
+
 struct Job {
     seq: u64,
     table: Arc<str>,
-    /// the chunk (an `Arc<String>`: no copy of the text on the way to the worker)
-    text: Arc<String>,
+    /// the chunk (shared: no copy of the text on the way to the worker)
+    text: SharedText,
     /// the master schema and its generation, when the worker's copy is outdated
     schema: Option<(u64, Schema)>,
 }
@@ -55,7 +62,7 @@ pub struct ParallelNormalizer<W: BatchSink> {
     done: Receiver<Done>,
     next_seq: u64,
     next_merge: u64,
-    inputs: BTreeMap<u64, (Arc<str>, Arc<String>)>,
+    inputs: BTreeMap<u64, (Arc<str>, SharedText)>,
     arrived: BTreeMap<u64, Done>,
     next_worker: usize,
     report: NormalizeReport,
@@ -112,7 +119,7 @@ fn worker_loop(
         };
         let generation = *generation;
         let result = (|| {
-            n.normalize_json_text(&job.table, &job.text)?;
+            n.normalize_json_text(&job.table, text_of(&job.text))?;
             let out = n.take_output()?;
             let batches = take_batches(n.sink_mut());
             let schema = out.schema_changed.then(|| n.schema().clone());
@@ -203,17 +210,22 @@ impl<W: BatchSink> ParallelNormalizer<W> {
     /// Queues a chunk of JSON documents of root table `table` (whitespace-separated documents;
     /// top-level arrays stand for their elements). Blocks while the workers are busy.
     pub fn push(&mut self, table: &str, text: String) -> Result<()> {
+        self.push_shared(table, Arc::new(text))
+    }
+
+    /// Normalizes a chunk of JSON text that stays where it is (e.g. the value buffer of the
+    /// source's Arrow batch): the workers read it without a copy.
+    pub fn push_shared(&mut self, table: &str, text: SharedText) -> Result<()> {
         if self.workers.jobs.is_empty() {
             // no threads could be started: normalize here
             let seq = self.next_seq;
             self.next_seq += 1;
-            self.inputs.insert(seq, (Arc::from(table), Arc::new(text)));
+            self.inputs.insert(seq, (Arc::from(table), text));
             return self.rerun(seq);
         }
         let seq = self.next_seq;
         self.next_seq += 1;
         let table: Arc<str> = Arc::from(table);
-        let text: Arc<String> = Arc::new(text);
         self.inputs.insert(seq, (table.clone(), text.clone()));
         // bound the work in flight: two chunks per worker
         while self.inputs.len() > self.workers.jobs.len() * 2 {
@@ -346,7 +358,7 @@ impl<W: BatchSink> ParallelNormalizer<W> {
             MemorySink::default(),
             self.options.clone(),
         );
-        n.normalize_json_text(&table, &text)?;
+        n.normalize_json_text(&table, text_of(&text))?;
         let out = n.take_output()?;
         let batches = take_batches(n.sink_mut());
         if out.schema_changed {

@@ -144,10 +144,25 @@ impl RunOptions {
     }
 }
 
+/// JSON texts of at least this size go to the normalizer as they are, smaller ones are gathered
+/// into chunks of about 4 MiB.
+const SHARED_TEXT: usize = 1 << 20;
+
+/// One JSON text of a source's batch (the array keeps the batch's buffer alive).
+struct BatchText(arrow_array::LargeStringArray, usize);
+
+impl AsRef<str> for BatchText {
+    fn as_ref(&self) -> &str {
+        self.0.value(self.1)
+    }
+}
+
 /// What a resource hands to the normalizer.
 enum Item {
     /// JSON documents (lines) for a table.
     Json(String, String),
+    /// A big JSON text of a source's batch for a table, passed on without a copy.
+    Shared(String, crate::normalize::parallel::SharedText),
     /// A typed Arrow batch for a table.
     Arrow(String, arrow_array::RecordBatch),
     /// JSON documents whose table is named by the data (`table_name_path`): the resource, the
@@ -879,6 +894,7 @@ impl Pipeline {
         let mut push = |item: Item| -> Result<()> {
             match item {
                 Item::Json(t, text) => normalizer.push(&t, text),
+                Item::Shared(t, text) => normalizer.push_shared(&t, text),
                 Item::Arrow(t, b) => normalizer.push_arrow(&t, &b, ArrowOptions::default()),
                 Item::Routed(desc, raw, text) => {
                     let key = (desc.name.clone(), raw.clone());
@@ -1197,10 +1213,30 @@ impl Pipeline {
                     }
                 }
                 DataFormat::Json => {
-                    for text in sluice_sdk::json_texts(&batch).map_err(|e| extract_err(e.into()))? {
+                    let texts =
+                        sluice_sdk::json_text_array(&batch).map_err(|e| extract_err(e.into()))?;
+                    for row in 0..arrow_array::Array::len(texts) {
+                        if arrow_array::Array::is_null(texts, row) {
+                            continue;
+                        }
+                        let text = texts.value(row);
                         match incremental.as_mut() {
                             Some(inc) => {
                                 inc.filter_text(text, &mut pending).map_err(extract_err)?
+                            }
+                            None if text.len() >= SHARED_TEXT => {
+                                // a chunk of a file or a big page: the workers read it from the
+                                // batch itself (two copies of every byte fewer)
+                                if !pending.is_empty() {
+                                    out(Item::Json(
+                                        table.to_string(),
+                                        std::mem::take(&mut pending),
+                                    ))
+                                    .map_err(normalize_err)?;
+                                }
+                                let shared = BatchText(texts.clone(), row);
+                                out(Item::Shared(table.to_string(), Arc::new(shared)))
+                                    .map_err(normalize_err)?;
                             }
                             None => {
                                 // exact room for the text and its newline: growing by doubling
