@@ -30,7 +30,7 @@ use crate::types::{literal, quote};
 /// its other allocations are not). glibc gives each allocating thread an arena of its own, up to
 /// eight per core, and keeps what is freed in each; over a long load the arenas of DuckDB's
 /// threads held more and more beyond the buffer pool (5x the nested benchmark: 651 MiB peak,
-/// against 580 MiB with two arenas; with the 256MB limit 366 MiB, flat against the 1x input's
+/// against 580 MiB with two arenas; with a 256MB limit 366 MiB, flat against the 1x input's
 /// 331 MiB). The host allocates with mimalloc, so this touches only C and C++ code.
 fn cap_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -716,7 +716,7 @@ mod tests {
     }
 
     #[test]
-    fn a_load_runs_with_a_256mb_buffer_pool_unless_configured() {
+    fn a_load_runs_with_a_192mb_buffer_pool_unless_configured() {
         let dir = tempfile::tempdir().expect("tmp");
         let request = ClientRequest {
             dataset_name: "ds".into(),
@@ -728,8 +728,8 @@ mod tests {
             ..Default::default()
         };
         let client = DuckDbClient::open(&config, &request).expect("open");
-        // DuckDB prints the limit in MiB: 256 MB = 244.1 MiB
-        assert_eq!(setting(&client, "memory_limit"), "244.1 MiB");
+        // DuckDB prints the limit in MiB: 192 MB = 183.1 MiB
+        assert_eq!(setting(&client, "memory_limit"), "183.1 MiB");
         assert_eq!(setting(&client, "preserve_insertion_order"), "false");
         drop(client);
         config.memory_limit = Some("1GB".into());

@@ -17,7 +17,7 @@ pub struct DuckDbConfig {
     /// DuckDB threads.
     #[serde(default)]
     pub threads: Option<u32>,
-    /// DuckDB's memory limit (`SET memory_limit`), default `256MB`; `none` leaves DuckDB's own
+    /// DuckDB's memory limit (`SET memory_limit`), default `192MB`; `none` leaves DuckDB's own
     /// default (80% of RAM). Pages beyond it spill to DuckDB's temp directory.
     #[serde(default)]
     pub memory_limit: Option<String>,
@@ -29,8 +29,9 @@ pub struct DuckDbConfig {
 
 /// The memory limit sluice sets unless configured: a big load then holds this much of DuckDB's
 /// buffer pool instead of caching the whole inserted data, and the peak stays flat as the input
-/// grows (see docs/architecture.md: 256MB costs 3-5% of load speed against 512MB).
-pub const DEFAULT_MEMORY_LIMIT: &str = "256MB";
+/// grows (see docs/architecture.md: on the nested benchmark 192MB costs about 5% of speed
+/// against 256MB and keeps the peak under 300 MiB; 160MB cost 15%).
+pub const DEFAULT_MEMORY_LIMIT: &str = "192MB";
 
 impl DuckDbConfig {
     /// The database path for a pipeline.
