@@ -40,6 +40,7 @@ pub extern "C" fn configure_at_start() {
 
 /// mimalloc's `arena_eager_commit` option as it stands (0 once [`configure_at_start`] ran;
 /// mimalloc's default is 2).
+#[allow(clippy::useless_conversion)] // c_long is i32 on some targets
 pub fn arena_eager_commit() -> i64 {
     // SAFETY: mimalloc is linked; reading an option is thread-safe
     i64::from(unsafe { mi_option_get(MI_OPTION_ARENA_EAGER_COMMIT) })
