@@ -172,23 +172,25 @@ fn documents_route_to_tables_named_by_a_field_with_the_resource_hints() {
     );
 }
 
-/// A JSON lines file of several read chunks: the big texts reach the normalizer without a copy
-/// (from the source's batch), the last small one through the gathered chunks; every line lands
-/// once, with its children.
+/// A JSON lines file of several read chunks: the two 4 MiB chunks reach the normalizer without
+/// a copy (from the source's batch), the last, under 1 MiB, through the gathered chunks; every
+/// line lands once, with its children.
 #[test]
 fn a_json_lines_file_of_many_chunks_loads_every_line_once() {
     let tmp = tempfile::tempdir().expect("tmp");
     let db = tmp.path().join("lines.duckdb");
     let file = tmp.path().join("lines.jsonl");
-    let n: i64 = 90_000;
     let pad = "x".repeat(80);
     let mut text = String::new();
-    for i in 0..n {
+    let mut n: i64 = 0;
+    while text.len() < (17 << 20) / 2 {
         text.push_str(&format!(
-            "{{\"id\": {i}, \"pad\": \"{pad}\", \"tags\": [\"t{i}\", \"u{i}\"]}}\n"
+            "{{\"id\": {n}, \"pad\": \"{pad}\", \"tags\": [\"t{n}\", \"u{n}\"]}}\n"
         ));
+        n += 1;
     }
-    assert!(text.len() > 9 << 20, "more than two 4 MiB chunks");
+    // two chunks of about 4 MiB (each at least 1 MiB) and a tail of about 0.5 MiB
+    assert!(text.len() - (8 << 20) < 1 << 20);
     std::fs::write(&file, text).expect("write");
     let mut pipeline = Pipeline::builder("lines_pipeline")
         .registry(registry())
@@ -219,4 +221,56 @@ fn a_json_lines_file_of_many_chunks_loads_every_line_once() {
         )
         .expect("children");
     assert_eq!((children, matched), (2 * n, 2 * n));
+}
+
+/// Small documents gathered before a document of over 1 MiB (which goes on without a copy) are
+/// normalized before it, and those after it after it: the columns come in the order the
+/// documents introduced them, and every document lands once.
+#[test]
+fn a_big_document_between_small_ones_keeps_their_order() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = tmp.path().join("docs.duckdb");
+    let big = "b".repeat(2 << 20);
+    let docs = vec![
+        json!({"id": 1, "first": "a"}),
+        json!({"id": 2, "first": "a"}),
+        json!({"id": 3, "second": big}),
+        json!({"id": 4, "third": "c"}),
+    ];
+    let mut pipeline = Pipeline::builder("docs_pipeline")
+        .registry(registry())
+        .destination("duckdb")
+        .destination_config(json!({"credentials": db.to_string_lossy()}), json!({}))
+        .dataset_name("docs_data")
+        .pipelines_dir(tmp.path().join("pipelines"))
+        .build()
+        .expect("pipeline");
+    let source = CodeSource::new("docs", vec![Resource::from_values("docs", docs)]);
+    pipeline.run(&source, &RunOptions::default()).expect("run");
+    drop(pipeline);
+    let con = duckdb::Connection::open(&db).expect("open");
+    let mut st = con
+        .prepare(
+            "SELECT column_name FROM information_schema.columns \
+             WHERE table_schema = 'docs_data' AND table_name = 'docs' ORDER BY ordinal_position",
+        )
+        .expect("columns");
+    let columns: Vec<String> = st
+        .query_map([], |r| r.get(0))
+        .expect("rows")
+        .map(|r| r.expect("row"))
+        .collect();
+    assert_eq!(
+        columns,
+        ["id", "first", "_dlt_load_id", "_dlt_id", "second", "third"],
+        "columns in the order the documents introduced them"
+    );
+    let (rows, second_len): (i64, i64) = con
+        .query_row(
+            r#"SELECT count(*), max(length(second)) FROM "docs_data"."docs""#,
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("rows");
+    assert_eq!((rows, second_len), (4, 2 << 20));
 }

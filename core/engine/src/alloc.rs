@@ -30,12 +30,24 @@ const MI_OPTION_ARENA_EAGER_COMMIT: std::ffi::c_int = 4;
 /// mimalloc commits its arenas eagerly where the OS overcommits. With transparent huge pages
 /// set to `always` (common on Linux servers) the kernel then backs each first touch of an arena
 /// with a 2 MiB page, so memory mimalloc merely reserved shows up in the RSS (83 MiB for a
-/// 2,000-line file, 30 MiB more on the nested benchmark). Committing on demand keeps the RSS to
-/// what is used, and saves the kernel time of those faults. It must run before the first
-/// allocation creates the first arena, hence a constructor rather than a call in `main`.
-pub extern "C" fn configure_at_start() {
-    // SAFETY: mimalloc is linked; setting an option needs no initialized heap
-    unsafe { mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) };
+/// 2,000-line file instead of 39; about 30 MiB on the nested benchmark's normalizer).
+/// Committing on demand keeps the RSS to what is used, and saves the kernel time of those
+/// faults. It must run before the first allocation creates the first arena, hence a
+/// constructor rather than a call in `main`. A `MIMALLOC_ARENA_EAGER_COMMIT` set in the
+/// environment wins.
+///
+/// # Safety
+/// Only as the constructor [`use_allocator!`] registers: mimalloc's options are plain globals,
+/// and setting one while other threads allocate is a data race.
+#[doc(hidden)]
+pub unsafe extern "C" fn configure_at_start() {
+    // SAFETY: a NUL-terminated name; getenv does not allocate
+    let user_set = unsafe { !libc::getenv(c"MIMALLOC_ARENA_EAGER_COMMIT".as_ptr()).is_null() };
+    if !user_set {
+        // SAFETY: mimalloc is linked; setting an option needs no initialized heap, and the
+        // loader runs constructors before any thread of the program exists
+        unsafe { mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) };
+    }
 }
 
 /// mimalloc's `arena_eager_commit` option as it stands (0 once [`configure_at_start`] ran;
@@ -47,7 +59,8 @@ pub fn arena_eager_commit() -> i64 {
 }
 
 /// Makes mimalloc the binary's allocator, configured before `main` (see
-/// [`configure_at_start`]). One line at the top level of a binary crate:
+/// [`configure_at_start`]; the constructor is an ELF `.init_array` entry, so on targets other
+/// than Linux mimalloc keeps its defaults). One line at the top level of a binary crate:
 ///
 /// ```ignore
 /// sluice::use_allocator!();
@@ -62,7 +75,7 @@ macro_rules! use_allocator {
         // could be dropped), run by the loader before the Rust runtime allocates
         #[used]
         #[cfg_attr(target_os = "linux", link_section = ".init_array")]
-        static CONFIGURE_ALLOCATOR: extern "C" fn() = $crate::alloc::configure_at_start;
+        static CONFIGURE_ALLOCATOR: unsafe extern "C" fn() = $crate::alloc::configure_at_start;
     };
 }
 

@@ -1,11 +1,12 @@
 //! The binaries' allocator setup: `use_allocator!` configures mimalloc before `main`.
-#![cfg(feature = "mimalloc")]
+#![cfg(all(feature = "mimalloc", target_os = "linux"))]
 
 sluice::use_allocator!();
 
 #[test]
-fn arenas_are_committed_on_demand_from_the_start() {
-    // set by the constructor, before the test harness allocated anything
+fn the_constructor_has_mimalloc_commit_arenas_on_demand() {
+    // set by the constructor registered by use_allocator! (without it the option is 2); that
+    // it runs before the first allocation is the loader's order, not checked here
     assert_eq!(sluice::alloc::arena_eager_commit(), 0);
     // and the allocator works
     let v: Vec<u64> = (0..1_000_000).collect();

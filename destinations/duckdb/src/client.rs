@@ -31,14 +31,24 @@ use crate::types::{literal, quote};
 /// eight per core, and keeps what is freed in each; over a long load the arenas of DuckDB's
 /// threads held more and more beyond the buffer pool (5x the nested benchmark: 651 MiB peak,
 /// against 580 MiB with two arenas; with a 256MB limit 366 MiB, flat against the 1x input's
-/// 331 MiB). The host allocates with mimalloc, so this touches only C and C++ code.
+/// 331 MiB). The host allocates with mimalloc, so the cap applies to the C and C++ code in the
+/// process and to plugins' Rust code (plugins keep the system allocator). A limit the user set
+/// (`MALLOC_ARENA_MAX`, or `arena_max` in `GLIBC_TUNABLES`) is left alone.
 fn cap_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         static ONCE: std::sync::Once = std::sync::Once::new();
-        // SAFETY: mallopt only sets a malloc parameter; arenas that exist stay usable
-        ONCE.call_once(|| unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
+        ONCE.call_once(|| {
+            let user_set = std::env::var_os("MALLOC_ARENA_MAX").is_some()
+                || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("arena_max"));
+            if !user_set {
+                // SAFETY: mallopt only sets a malloc parameter (under glibc's arena lock);
+                // arenas that exist stay usable. glibc marks it MT-unsafe because of that
+                // global: it runs once, before this destination's DuckDB threads exist.
+                unsafe {
+                    libc::mallopt(libc::M_ARENA_MAX, 2);
+                }
+            }
         });
     }
 }

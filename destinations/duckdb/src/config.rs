@@ -30,7 +30,7 @@ pub struct DuckDbConfig {
 /// The memory limit sluice sets unless configured: a big load then holds this much of DuckDB's
 /// buffer pool instead of caching the whole inserted data, and the peak stays flat as the input
 /// grows (see docs/architecture.md: on the nested benchmark 192MB costs about 5% of speed
-/// against 256MB and keeps the peak under 300 MiB; 160MB cost 15%).
+/// against 256MB and keeps the peak at 278-300 MiB; 160MB cost 15%).
 pub const DEFAULT_MEMORY_LIMIT: &str = "192MB";
 
 impl DuckDbConfig {

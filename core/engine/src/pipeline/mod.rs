@@ -145,10 +145,13 @@ impl RunOptions {
 }
 
 /// JSON texts of at least this size go to the normalizer as they are, smaller ones are gathered
-/// into chunks of about 4 MiB.
+/// into chunks of about 4 MiB. Resources with an incremental cursor (filtered text) or
+/// `table_name_path` (routed documents) always gather.
 const SHARED_TEXT: usize = 1 << 20;
 
-/// One JSON text of a source's batch (the array keeps the batch's buffer alive).
+/// One JSON text of a source's batch. The array keeps the whole batch buffer alive (including
+/// small texts of it already gathered) until the chunk is merged: at most the chunks in flight,
+/// two per worker, plus the 8 items of the multi-resource channel.
 struct BatchText(arrow_array::LargeStringArray, usize);
 
 impl AsRef<str> for BatchText {
