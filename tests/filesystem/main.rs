@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use sluice::pipeline::{Pipeline, RunOptions};
 use sluice_destination_duckdb::duckdb;
 use sluice_registry::ForeignSource;
-use sluice_tests::registry;
+use sluice_tests::{duckdb_pipeline, registry};
 
 fn source(config: Value, secrets: Value) -> sluice_registry::Result<ForeignSource> {
     registry()
@@ -20,14 +20,7 @@ fn source(config: Value, secrets: Value) -> sluice_registry::Result<ForeignSourc
 }
 
 fn pipeline(dir: &Path, db: &Path) -> Pipeline {
-    Pipeline::builder("files")
-        .registry(registry())
-        .destination("duckdb")
-        .destination_config(json!({"credentials": db.to_string_lossy()}), json!({}))
-        .dataset_name("files_data")
-        .pipelines_dir(dir.join("pipelines"))
-        .build()
-        .expect("pipeline")
+    duckdb_pipeline("files", "files_data", &dir.join("pipelines"), db)
 }
 
 fn opts() -> RunOptions {
@@ -232,14 +225,12 @@ fn incremental_files_load_only_new_or_changed_files() {
     run(&mut p, config.clone(), json!({})).expect("run 3");
     assert_eq!(count(&db, "events"), 3 + 1 + 3);
     // the state is kept in the destination too: a fresh working dir continues
-    let mut fresh = Pipeline::builder("files")
-        .registry(registry())
-        .destination("duckdb")
-        .destination_config(json!({"credentials": db.to_string_lossy()}), json!({}))
-        .dataset_name("files_data")
-        .pipelines_dir(tmp.path().join("other_machine"))
-        .build()
-        .expect("pipeline");
+    let mut fresh = duckdb_pipeline(
+        "files",
+        "files_data",
+        &tmp.path().join("other_machine"),
+        &db,
+    );
     run(&mut fresh, config, json!({})).expect("run 4");
     assert_eq!(count(&db, "events"), 7);
 }

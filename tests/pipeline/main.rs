@@ -8,17 +8,10 @@ use serde_json::{json, Value};
 use sluice::pipeline::{CodeSource, Pipeline, Resource, RunOptions};
 use sluice_destination_duckdb::duckdb;
 use sluice_sdk::resource::IncrementalSpec;
-use sluice_tests::{plugin_dir, registry};
+use sluice_tests::{duckdb_pipeline, plugin_dir};
 
 fn pipeline(pipelines_dir: &Path, db: &Path) -> Pipeline {
-    Pipeline::builder("events_pipeline")
-        .registry(registry())
-        .destination("duckdb")
-        .destination_config(json!({"credentials": db.to_string_lossy()}), json!({}))
-        .dataset_name("events_data")
-        .pipelines_dir(pipelines_dir)
-        .build()
-        .expect("pipeline")
+    duckdb_pipeline("events_pipeline", "events_data", pipelines_dir, db)
 }
 
 /// A resource over a shared list of events, recording the start value each run was given.
@@ -192,14 +185,12 @@ fn a_json_lines_file_of_many_chunks_loads_every_line_once() {
     // two chunks of about 4 MiB (each at least 1 MiB) and a tail of about 0.5 MiB
     assert!(text.len() - (8 << 20) < 1 << 20);
     std::fs::write(&file, text).expect("write");
-    let mut pipeline = Pipeline::builder("lines_pipeline")
-        .registry(registry())
-        .destination("duckdb")
-        .destination_config(json!({"credentials": db.to_string_lossy()}), json!({}))
-        .dataset_name("lines_data")
-        .pipelines_dir(tmp.path().join("pipelines"))
-        .build()
-        .expect("pipeline");
+    let mut pipeline = duckdb_pipeline(
+        "lines_pipeline",
+        "lines_data",
+        &tmp.path().join("pipelines"),
+        &db,
+    );
     let source = CodeSource::new("files", vec![Resource::from_json_file("lines", &file)]);
     pipeline.run(&source, &RunOptions::default()).expect("run");
     drop(pipeline);
@@ -237,14 +228,12 @@ fn a_big_document_between_small_ones_keeps_their_order() {
         json!({"id": 3, "second": big}),
         json!({"id": 4, "third": "c"}),
     ];
-    let mut pipeline = Pipeline::builder("docs_pipeline")
-        .registry(registry())
-        .destination("duckdb")
-        .destination_config(json!({"credentials": db.to_string_lossy()}), json!({}))
-        .dataset_name("docs_data")
-        .pipelines_dir(tmp.path().join("pipelines"))
-        .build()
-        .expect("pipeline");
+    let mut pipeline = duckdb_pipeline(
+        "docs_pipeline",
+        "docs_data",
+        &tmp.path().join("pipelines"),
+        &db,
+    );
     let source = CodeSource::new("docs", vec![Resource::from_values("docs", docs)]);
     pipeline.run(&source, &RunOptions::default()).expect("run");
     drop(pipeline);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use sluice::pipeline::{Pipeline, RunOptions};
 use sluice_destination_duckdb::duckdb;
-use sluice_tests::registry;
+use sluice_tests::{duckdb_pipeline, registry};
 
 /// What the handler sees of a request.
 #[derive(Debug, Clone)]
@@ -101,14 +101,7 @@ struct Run {
 fn setup() -> Run {
     let tmp = tempfile::tempdir().expect("tmp");
     let db = tmp.path().join("rest.duckdb");
-    let pipeline = Pipeline::builder("rest")
-        .registry(registry())
-        .destination("duckdb")
-        .destination_config(json!({"credentials": db.to_string_lossy()}), json!({}))
-        .dataset_name("api")
-        .pipelines_dir(tmp.path().join("pipelines"))
-        .build()
-        .expect("pipeline");
+    let pipeline = duckdb_pipeline("rest", "api", &tmp.path().join("pipelines"), &db);
     Run {
         _tmp: tmp,
         db,

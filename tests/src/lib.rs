@@ -20,6 +20,27 @@ pub fn registry() -> sluice_registry::Registry {
 
 use std::path::{Path, PathBuf};
 
+/// A pipeline `name` loading dataset `dataset` into the DuckDB file `db` through the loaded
+/// DuckDB plugin, with its working directories under `pipelines_dir`.
+pub fn duckdb_pipeline(
+    name: &str,
+    dataset: &str,
+    pipelines_dir: &Path,
+    db: &Path,
+) -> sluice::pipeline::Pipeline {
+    sluice::pipeline::Pipeline::builder(name)
+        .registry(registry())
+        .destination("duckdb")
+        .destination_config(
+            serde_json::json!({"credentials": db.to_string_lossy()}),
+            serde_json::json!({}),
+        )
+        .dataset_name(dataset)
+        .pipelines_dir(pipelines_dir)
+        .build()
+        .expect("pipeline")
+}
+
 /// The folder of golden cases: `$GOLDEN_DIR`, else `../shared/golden/cases` next to the
 /// workspace.
 pub fn golden_dir() -> PathBuf {
