@@ -1218,11 +1218,8 @@ impl Pipeline {
                 DataFormat::Json => {
                     let texts =
                         sluice_sdk::json_text_array(&batch).map_err(|e| extract_err(e.into()))?;
-                    for row in 0..arrow_array::Array::len(texts) {
-                        if arrow_array::Array::is_null(texts, row) {
-                            continue;
-                        }
-                        let text = texts.value(row);
+                    for (row, text) in texts.iter().enumerate() {
+                        let Some(text) = text else { continue };
                         match incremental.as_mut() {
                             Some(inc) => {
                                 inc.filter_text(text, &mut pending).map_err(extract_err)?
