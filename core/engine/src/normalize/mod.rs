@@ -578,23 +578,29 @@ impl<S: BatchSink> Normalizer<S> {
                 _ => None,
             })
         };
+        // a child row is linked to its parent also when it brings its own _dlt_id (dlt skips
+        // the link then, and its load fails on the NOT NULL `_dlt_parent_id`)
+        let parent = if is_root {
+            None
+        } else {
+            let parent = task.parent_id.clone().unwrap_or_else(|| Rc::from(""));
+            self.set_entry(tid, Sys::ParentId, Val::Text(parent.clone()));
+            self.set_entry(tid, Sys::ListIdx, Val::Int(task.idx as i64));
+            Some(parent)
+        };
         let row_id: Rc<str> = match existing_id {
             Some(id) => id,
             None => {
-                let id: Rc<str> = if is_root {
-                    self.root_row_id(tid, task.value)?
-                } else {
-                    let parent = task.parent_id.clone().unwrap_or_else(|| Rc::from(""));
-                    self.set_entry(tid, Sys::ParentId, Val::Text(parent.clone()));
-                    self.set_entry(tid, Sys::ListIdx, Val::Int(task.idx as i64));
-                    match task.row_id.clone() {
+                let id: Rc<str> = match parent {
+                    None => self.root_row_id(tid, task.value)?,
+                    Some(parent) => match task.row_id.clone() {
                         Some(id) => id,
                         None => Rc::from(hash::child_row_id(
                             &parent,
                             &self.tables[tid].name,
                             task.idx,
                         )),
-                    }
+                    },
                 };
                 self.set_entry(tid, Sys::DltId, Val::Text(id.clone()));
                 id

@@ -336,3 +336,39 @@ fn child_ids_hashed_in_batches_match_one_by_one() {
         }
     }
 }
+
+#[test]
+fn child_rows_with_their_own_dlt_id_keep_it_and_are_linked_to_their_parent() {
+    // dlt keeps the id but skips `_dlt_parent_id`/`_dlt_list_idx` then, and its load fails on
+    // the NOT NULL parent key; sluice links the row (and its own children) as usual
+    let (report, sink, s) = normalize(
+        r#"{"id":1,"_dlt_id":"root1","items":[{"_dlt_id":"own","x":1,"sub":[7]},{"x":2}]}"#,
+    )
+    .expect("ok");
+    assert_eq!(report.rows["items__items"], 2);
+    let text = |table: &str, col: &str| -> Vec<String> {
+        sink.tables[table]
+            .iter()
+            .flat_map(|b| {
+                let c = b.column_by_name(col).expect(col).clone();
+                (0..b.num_rows())
+                    .map(move |r| arrow_cast::display::array_value_to_string(&c, r).expect("v"))
+            })
+            .collect()
+    };
+    assert_eq!(
+        columns(&s, "items__items"),
+        ["_dlt_id", "x", "_dlt_parent_id", "_dlt_list_idx"]
+    );
+    assert_eq!(
+        text("items__items", "_dlt_id"),
+        ["own", &hash::child_row_id("root1", "items__items", 1)]
+    );
+    assert_eq!(text("items__items", "_dlt_parent_id"), ["root1", "root1"]);
+    assert_eq!(text("items__items", "_dlt_list_idx"), ["0", "1"]);
+    assert_eq!(text("items__items__sub", "_dlt_parent_id"), ["own"]);
+    assert_eq!(
+        text("items__items__sub", "_dlt_id"),
+        [hash::child_row_id("own", "items__items__sub", 0)]
+    );
+}
