@@ -2,7 +2,7 @@
 //! normalize, load): the end-to-end benchmark until the filesystem source and `sluice run` exist.
 //!
 //! ```text
-//! load_jsonl <file.jsonl> <table> <duckdb-file> [--merge KEY] [--pipelines-dir DIR] [--destination NAME] [--memory-limit 256MB]
+//! load_jsonl <file.jsonl> <table> <duckdb-file> [--merge KEY] [--pipelines-dir DIR] [--destination NAME] [--memory-limit 256MB] [--set KEY=VALUE]...
 //! ```
 //!
 //! Prints the load info, the wall time and the peak RSS.
@@ -28,13 +28,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let mut positional = Vec::new();
     let (mut merge_key, mut pipelines_dir, mut destination) = (None, None, "duckdb".to_string());
-    let mut memory_limit: Option<String> = None;
+    let mut config = json!({});
     while let Some(a) = args.next() {
         match a.as_str() {
             "--merge" => merge_key = args.next(),
             "--pipelines-dir" => pipelines_dir = args.next(),
             "--destination" => destination = args.next().ok_or("--destination needs a name")?,
-            "--memory-limit" => memory_limit = args.next(),
+            "--memory-limit" => {
+                config["memory_limit"] = json!(args.next().ok_or("--memory-limit needs a size")?)
+            }
+            "--set" => {
+                // a destination setting: the value as JSON if it parses, else as a string
+                let kv = args.next().ok_or("--set needs KEY=VALUE")?;
+                let (k, v) = kv.split_once('=').ok_or("--set needs KEY=VALUE")?;
+                config[k] = serde_json::from_str(v).unwrap_or_else(|_| json!(v));
+            }
             _ => positional.push(a),
         }
     }
@@ -52,9 +60,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut builder = Pipeline::builder(&format!("load_{table}"))
         .destination(&destination)
         .destination_config(
-            match &memory_limit {
-                Some(limit) => json!({"credentials": database, "memory_limit": limit}),
-                None => json!({"credentials": database}),
+            {
+                config["credentials"] = json!(database);
+                config
             },
             json!({}),
         )

@@ -78,6 +78,24 @@ impl std::fmt::Debug for DuckDbClient {
     }
 }
 
+/// The catalog name of an attached database file: its file name up to the first dot, as DuckDB
+/// names a file it opens itself (`sales.duckdb` -> `sales`); names DuckDB keeps for itself get a
+/// `_db` suffix.
+fn catalog_name(path: &str) -> String {
+    let file = Path::new(path)
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or_default();
+    let stem = file.split('.').next().unwrap_or_default();
+    match stem {
+        "" => "sluice_db".to_string(),
+        s if ["memory", "system", "temp", "main"].contains(&s.to_ascii_lowercase().as_str()) => {
+            format!("{s}_db")
+        }
+        s => s.to_string(),
+    }
+}
+
 impl DuckDbClient {
     /// Opens the database file of `request`'s pipeline.
     pub fn open(config: &DuckDbConfig, request: &ClientRequest) -> Result<Self> {
@@ -97,17 +115,10 @@ impl DuckDbClient {
                 )));
             }
         }
+        let row_group_size = config.row_group_size()?;
         cap_malloc_arenas();
-        let con = Connection::open(&path).map_err(|e| {
-            let msg = e.to_string();
-            let mut err = db_err(format!("cannot open the duckdb database `{path}`"), e);
-            if msg.contains("lock") {
-                err.message
-                    .push_str("\nhint: another process has the database open; close it and retry");
-                err.retryable = true;
-            }
-            err
-        })?;
+        // an in-memory instance that attaches the file: the row group size is an ATTACH option
+        let con = Connection::open_in_memory().map_err(|e| db_err("cannot start duckdb", e))?;
         if let Some(t) = config.threads {
             con.execute_batch(&format!("SET threads = {t}"))
                 .map_err(|e| db_err("cannot set threads", e))?;
@@ -135,6 +146,34 @@ impl DuckDbClient {
             con.execute_batch("SET preserve_insertion_order = false")
                 .map_err(|e| db_err("cannot set preserve_insertion_order", e))?;
         }
+        // spill next to the database, as DuckDB does for a database it opens itself (an
+        // in-memory instance would spill to `.tmp` in the working directory)
+        con.execute_batch(&format!(
+            "SET temp_directory = {}",
+            literal(&format!("{path}.tmp"))
+        ))
+        .map_err(|e| db_err("cannot set temp_directory", e))?;
+        let alias = catalog_name(&path);
+        let options = match row_group_size {
+            Some(n) => format!(" (ROW_GROUP_SIZE {n})"),
+            None => String::new(),
+        };
+        con.execute_batch(&format!(
+            "ATTACH {} AS {}{options}; USE {}",
+            literal(&path),
+            quote(&alias),
+            quote(&alias)
+        ))
+        .map_err(|e| {
+            let msg = e.to_string();
+            let mut err = db_err(format!("cannot open the duckdb database `{path}`"), e);
+            if msg.contains("lock") {
+                err.message
+                    .push_str("\nhint: another process has the database open; close it and retry");
+                err.retryable = true;
+            }
+            err
+        })?;
         let dataset = request.dataset_name.clone();
         let staging = request
             .staging_dataset_name
@@ -163,7 +202,7 @@ impl DuckDbClient {
         let n: i64 = self
             .con
             .query_row(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                "SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ?",
                 params![dataset, table],
                 |r| r.get(0),
             )
@@ -174,7 +213,7 @@ impl DuckDbClient {
     fn existing_columns(&self, dataset: &str) -> Result<BTreeMap<String, BTreeSet<String>>> {
         let mut stmt = self
             .con
-            .prepare("SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = ?")
+            .prepare("SELECT table_name, column_name FROM information_schema.columns WHERE table_catalog = current_database() AND table_schema = ?")
             .map_err(|e| db_err("cannot read information_schema", e))?;
         let mut rows = stmt
             .query(params![dataset])
@@ -313,7 +352,7 @@ impl DestinationClient for DuckDbClient {
         let n: i64 = self
             .con
             .query_row(
-                "SELECT count(*) FROM information_schema.schemata WHERE schema_name = ?",
+                "SELECT count(*) FROM information_schema.schemata WHERE catalog_name = current_database() AND schema_name = ?",
                 params![self.dataset],
                 |r| r.get(0),
             )
@@ -745,5 +784,69 @@ mod tests {
         config.memory_limit = Some("1GB".into());
         let client = DuckDbClient::open(&config, &request).expect("open");
         assert_eq!(setting(&client, "memory_limit"), "953.6 MiB");
+    }
+
+    fn row_groups_of(client: &DuckDbClient, rows: u64) -> i64 {
+        client
+            .con
+            .execute_batch(&format!(
+                "CREATE TABLE t AS SELECT range AS id, 'v' || range AS v FROM range({rows})"
+            ))
+            .expect("insert");
+        client
+            .con
+            .query_row(
+                "SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('t')",
+                [],
+                |r| r.get(0),
+            )
+            .expect("storage info")
+    }
+
+    #[test]
+    fn tables_get_row_groups_of_30720_rows_unless_configured() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let request = ClientRequest {
+            dataset_name: "ds".into(),
+            pipeline_name: "p".into(),
+            ..Default::default()
+        };
+        let path = dir.path().join("sales.v1.duckdb").display().to_string();
+        let mut config = DuckDbConfig {
+            credentials: Some(path.clone()),
+            ..Default::default()
+        };
+        let client = DuckDbClient::open(&config, &request).expect("open");
+        // 100k rows: 4 row groups of at most 30720 rows (DuckDB's 122880 would make one)
+        assert_eq!(row_groups_of(&client, 100_000), 4);
+        // the file is the current catalog, named as DuckDB names a file it opens, and spills
+        // next to it
+        let catalog: String = client
+            .con
+            .query_row("SELECT current_database()", [], |r| r.get(0))
+            .expect("catalog");
+        assert_eq!(catalog, "sales");
+        assert_eq!(setting(&client, "temp_directory"), format!("{path}.tmp"));
+        drop(client);
+        config.row_group_size = Some(0);
+        config.credentials = Some(dir.path().join("b.duckdb").display().to_string());
+        let client = DuckDbClient::open(&config, &request).expect("open");
+        assert_eq!(row_groups_of(&client, 100_000), 1);
+        drop(client);
+        config.row_group_size = Some(1000);
+        let err = DuckDbClient::open(&config, &request).expect_err("not a multiple of 2048");
+        assert!(
+            err.to_string()
+                .contains("`row_group_size` must be a multiple of 2048"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn catalog_names_follow_duckdb() {
+        assert_eq!(catalog_name("/x/sales.duckdb"), "sales");
+        assert_eq!(catalog_name("a.b.duckdb"), "a");
+        assert_eq!(catalog_name("memory.duckdb"), "memory_db");
+        assert_eq!(catalog_name("/x/.duckdb"), "sluice_db");
     }
 }
