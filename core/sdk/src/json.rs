@@ -4,6 +4,7 @@ use std::sync::{Arc, OnceLock};
 
 use arrow_array::builder::LargeStringBuilder;
 use arrow_array::{Array, LargeStringArray, RecordBatch};
+use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use crate::resource::JSON_COLUMN;
@@ -21,6 +22,18 @@ pub fn json_schema() -> SchemaRef {
             )]))
         })
         .clone()
+}
+
+/// A batch of one JSON text (one or more whitespace-separated documents), holding the string's
+/// buffer as it is: nothing is copied.
+pub fn json_text_batch(text: String) -> RecordBatch {
+    let len = i64::try_from(text.len()).unwrap_or(i64::MAX);
+    let offsets = OffsetBuffer::new(ScalarBuffer::from(vec![0i64, len]));
+    let values = Buffer::from_vec(text.into_bytes());
+    // SAFETY: the values are a `String`'s bytes, so valid UTF-8, and the offsets span them
+    let array = unsafe { LargeStringArray::new_unchecked(offsets, values, None) };
+    RecordBatch::try_new(json_schema(), vec![Arc::new(array)])
+        .unwrap_or_else(|_| RecordBatch::new_empty(json_schema()))
 }
 
 /// Accumulates JSON documents into batches of about `target_bytes` of text.

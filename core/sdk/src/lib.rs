@@ -77,7 +77,7 @@ pub use cancel::{CancelFlag, CancelToken};
 pub use destination::{Capabilities, Destination, DestinationClient};
 pub use error::{Error, Result};
 pub use export::Plugin;
-pub use json::{json_schema, json_text_array, json_texts, JsonBatchBuilder};
+pub use json::{json_schema, json_text_array, json_text_batch, json_texts, JsonBatchBuilder};
 pub use paginator::{PageRequest, PageResponse, Paginator};
 pub use resource::{
     DataFormat, IncrementalSpec, KeyHint, ResourceDescriptor, ResourceRequest,

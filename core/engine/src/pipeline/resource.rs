@@ -20,7 +20,8 @@ use sluice_sdk::resource::{
     DataFormat, IncrementalSpec, KeyHint, ResourceDescriptor, ResourceRequest, WriteDispositionHint,
 };
 use sluice_sdk::{
-    json_schema, BatchStream, Error, JsonBatchBuilder, Result, Source, StreamContext,
+    json_schema, json_text_batch, BatchStream, Error, JsonBatchBuilder, Result, Source,
+    StreamContext,
 };
 
 type ValuesFn = dyn Fn(&ResourceRequest) -> Box<dyn Iterator<Item = Value> + Send> + Send + Sync;
@@ -315,10 +316,8 @@ impl Source for CodeSource {
                 let cancel = ctx.cancel.clone();
                 let iter = chunks.map(move |chunk| {
                     cancel.check()?;
-                    let text = chunk?;
-                    let mut b = JsonBatchBuilder::new(READ_CHUNK);
-                    b.push_raw(&text);
-                    Ok(b.finish())
+                    // the chunk's buffer becomes the batch's: no copy
+                    Ok(json_text_batch(chunk?))
                 });
                 Ok(BatchStream::from_iter(json_schema(), iter, state))
             }
@@ -344,33 +343,28 @@ impl LineChunks {
         if self.done {
             return Ok(None);
         }
-        let mut buf = std::mem::take(&mut self.carry);
+        // one allocation of the chunk's size (the carried tail of the last one, then a chunk
+        // read straight into the spare capacity: nothing is zeroed first)
+        let mut buf = Vec::with_capacity(self.carry.len() + self.chunk);
+        buf.append(&mut self.carry);
         // read at least a chunk more, and on until the buffer holds a new line (or the end)
         let mut cut = None;
         while cut.is_none() && !self.done {
             let searched = buf.len();
-            let target = searched + self.chunk;
-            buf.resize(target, 0);
-            let mut filled = searched;
-            while filled < target {
-                let n = match self.reader.read(&mut buf[filled..]) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        return Err(Error::io(format!(
-                            "resource `{}`: read failed at byte {}: {e}",
-                            self.resource,
-                            self.offset + filled as u64
-                        )))
-                    }
-                };
-                if n == 0 {
-                    self.done = true;
-                    break;
-                }
-                filled += n;
+            let want = self.chunk as u64;
+            let n = (&mut self.reader)
+                .take(want)
+                .read_to_end(&mut buf)
+                .map_err(|e| {
+                    Error::io(format!(
+                        "resource `{}`: read failed at byte {}: {e}",
+                        self.resource,
+                        self.offset + buf.len() as u64
+                    ))
+                })?;
+            if (n as u64) < want {
+                self.done = true;
             }
-            buf.truncate(filled);
             cut = memchr::memrchr(b'\n', &buf[searched..]).map(|p| searched + p + 1);
         }
         let mut cut = if self.done {
