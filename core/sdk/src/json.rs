@@ -27,13 +27,14 @@ pub fn json_schema() -> SchemaRef {
 /// A batch of one JSON text (one or more whitespace-separated documents), holding the string's
 /// buffer as it is: nothing is copied.
 pub fn json_text_batch(text: String) -> RecordBatch {
-    let len = i64::try_from(text.len()).unwrap_or(i64::MAX);
+    // a Vec's length is at most isize::MAX
+    let len = i64::try_from(text.len()).expect("a string's length fits in i64");
     let offsets = OffsetBuffer::new(ScalarBuffer::from(vec![0i64, len]));
     let values = Buffer::from_vec(text.into_bytes());
     // SAFETY: the values are a `String`'s bytes, so valid UTF-8, and the offsets span them
     let array = unsafe { LargeStringArray::new_unchecked(offsets, values, None) };
     RecordBatch::try_new(json_schema(), vec![Arc::new(array)])
-        .unwrap_or_else(|_| RecordBatch::new_empty(json_schema()))
+        .expect("one non-null LargeUtf8 column matches json_schema")
 }
 
 /// Accumulates JSON documents into batches of about `target_bytes` of text.
@@ -157,5 +158,26 @@ mod tests {
         assert!(b.is_empty());
         let texts: Vec<&str> = json_texts(&batch).expect("texts").collect();
         assert_eq!(texts, vec!["{\"a\":1}", "{\"a\":2}\n{\"a\":3}"]);
+    }
+
+    #[test]
+    fn a_text_batch_holds_the_string_as_it_is() {
+        let text = String::from("{\"a\":\"\u{e9}\"}\n{\"a\":2}\n");
+        let owned = text.clone();
+        let ptr = owned.as_ptr();
+        let batch = json_text_batch(owned);
+        batch
+            .column(0)
+            .to_data()
+            .validate_full()
+            .expect("valid array");
+        let array = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<LargeStringArray>()
+            .expect("large utf8");
+        assert_eq!(array.value_data().as_ptr(), ptr, "not copied");
+        let texts: Vec<&str> = json_texts(&batch).expect("texts").collect();
+        assert_eq!(texts, vec![text.as_str()]);
     }
 }

@@ -79,8 +79,8 @@ impl std::fmt::Debug for DuckDbClient {
 }
 
 /// The catalog name of an attached database file: its file name up to the first dot, as DuckDB
-/// names a file it opens itself (`sales.duckdb` -> `sales`); names DuckDB keeps for itself get a
-/// `_db` suffix.
+/// names a file it opens itself (`sales.duckdb` -> `sales`); `memory`, `system`, `temp` and
+/// `main` get a `_db` suffix and a nameless file is `sluice_db` (sluice's own choices).
 fn catalog_name(path: &str) -> String {
     let file = Path::new(path)
         .file_name()
@@ -117,7 +117,8 @@ impl DuckDbClient {
         }
         let row_group_size = config.row_group_size()?;
         cap_malloc_arenas();
-        // an in-memory instance that attaches the file: the row group size is an ATTACH option
+        // an in-memory instance that attaches the file (the row group size is an ATTACH option),
+        // then drops its own `memory` catalog, which a dataset of that name would clash with
         let con = Connection::open_in_memory().map_err(|e| db_err("cannot start duckdb", e))?;
         if let Some(t) = config.threads {
             con.execute_batch(&format!("SET threads = {t}"))
@@ -159,7 +160,7 @@ impl DuckDbClient {
             None => String::new(),
         };
         con.execute_batch(&format!(
-            "ATTACH {} AS {}{options}; USE {}",
+            "ATTACH {} AS {}{options}; USE {}; DETACH memory",
             literal(&path),
             quote(&alias),
             quote(&alias)
@@ -827,6 +828,16 @@ mod tests {
             .expect("catalog");
         assert_eq!(catalog, "sales");
         assert_eq!(setting(&client, "temp_directory"), format!("{path}.tmp"));
+        // the instance's own `memory` catalog is gone: a dataset of that name is unambiguous
+        client
+            .con
+            .execute_batch("CREATE SCHEMA memory; CREATE TABLE memory.m AS SELECT 1 AS a")
+            .expect("a dataset named memory");
+        let a: i64 = client
+            .con
+            .query_row("SELECT a FROM memory.m", [], |r| r.get(0))
+            .expect("memory.m");
+        assert_eq!(a, 1);
         drop(client);
         config.row_group_size = Some(0);
         config.credentials = Some(dir.path().join("b.duckdb").display().to_string());

@@ -340,7 +340,8 @@ struct LineChunks {
 
 impl LineChunks {
     fn next_chunk(&mut self) -> Result<Option<String>> {
-        if self.done {
+        if self.done || self.lines_left == Some(0) {
+            // add_limit(0) reads nothing, as in dlt
             return Ok(None);
         }
         // one allocation of the chunk's size (the carried tail of the last one, then a chunk
@@ -466,6 +467,8 @@ mod tests {
                 .expect("chunks")
                 .concat();
             assert_eq!(got.lines().count(), 4, "chunk {chunk}");
+            let none = chunks(text.as_bytes(), chunk, Some(0)).expect("chunks");
+            assert!(none.is_empty(), "limit 0, chunk {chunk}: {none:?}");
         }
     }
 
