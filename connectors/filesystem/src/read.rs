@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow_array::{new_null_array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use serde::Deserialize;
-use sluice_sdk::{Error, JsonBatchBuilder, Result};
+use sluice_sdk::{json_text_batch, Error, Result};
 
 /// File formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -347,8 +347,8 @@ pub fn read_jsonl(
     emit: &mut dyn FnMut(RecordBatch) -> Result<()>,
 ) -> Result<u64> {
     let mut r = BufReader::with_capacity(1 << 20, reader);
-    let mut docs = JsonBatchBuilder::new(target_bytes);
-    let mut chunk: Vec<u8> = Vec::with_capacity(target_bytes + (64 << 10));
+    let new_chunk = || Vec::with_capacity(target_bytes + (64 << 10));
+    let mut chunk: Vec<u8> = new_chunk();
     let mut line_no: u64 = 0;
     let mut lines: u64 = 0;
     let mut last_line: Vec<u8> = Vec::new();
@@ -369,16 +369,16 @@ pub fn read_jsonl(
         if chunk.len() >= target_bytes || (n == 0 && !chunk.is_empty()) {
             let first_line = line_no - chunk.iter().filter(|&&c| c == b'\n').count() as u64
                 + u64::from(chunk.last() == Some(&b'\n'));
-            let text = std::str::from_utf8(&chunk).map_err(|e| {
+            // the chunk's buffer becomes the batch's (no copy); the next chunk gets a new one
+            let text = String::from_utf8(std::mem::replace(&mut chunk, new_chunk())).map_err(|e| {
+                let bytes = e.as_bytes();
                 let line = first_line
-                    + chunk[..e.valid_up_to()].iter().filter(|&&c| c == b'\n').count() as u64;
+                    + bytes[..e.utf8_error().valid_up_to()].iter().filter(|&&c| c == b'\n').count() as u64;
                 Error::data(format!(
                     "jsonl file `{file}`: invalid UTF-8 at line {line}\nhint: the file must be UTF-8 encoded"
                 ))
             })?;
-            docs.push_raw(text);
-            emit(docs.finish())?;
-            chunk.clear();
+            emit(json_text_batch(text))?;
         }
         if n == 0 {
             break;
@@ -424,9 +424,7 @@ pub fn read_json(
         serde_json::Value::Array(a) => a.len() as u64,
         _ => 1,
     };
-    let mut docs = JsonBatchBuilder::default();
-    docs.push_raw(&text);
-    emit(docs.finish())?;
+    emit(json_text_batch(text))?;
     Ok(count)
 }
 

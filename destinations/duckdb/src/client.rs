@@ -758,6 +758,14 @@ impl DestinationClient for DuckDbClient {
 mod tests {
     use super::*;
 
+    fn request() -> ClientRequest {
+        ClientRequest {
+            dataset_name: "ds".into(),
+            pipeline_name: "p".into(),
+            ..Default::default()
+        }
+    }
+
     fn setting(client: &DuckDbClient, name: &str) -> String {
         client
             .con
@@ -768,11 +776,7 @@ mod tests {
     #[test]
     fn a_load_runs_with_a_192mb_buffer_pool_unless_configured() {
         let dir = tempfile::tempdir().expect("tmp");
-        let request = ClientRequest {
-            dataset_name: "ds".into(),
-            pipeline_name: "p".into(),
-            ..Default::default()
-        };
+        let request = request();
         let mut config = DuckDbConfig {
             credentials: Some(dir.path().join("a.duckdb").display().to_string()),
             ..Default::default()
@@ -807,11 +811,7 @@ mod tests {
     #[test]
     fn tables_get_row_groups_of_30720_rows_unless_configured() {
         let dir = tempfile::tempdir().expect("tmp");
-        let request = ClientRequest {
-            dataset_name: "ds".into(),
-            pipeline_name: "p".into(),
-            ..Default::default()
-        };
+        let request = request();
         let path = dir.path().join("sales.v1.duckdb").display().to_string();
         let mut config = DuckDbConfig {
             credentials: Some(path.clone()),
