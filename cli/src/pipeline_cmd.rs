@@ -238,28 +238,58 @@ pub fn run(registry: Registry, args: PipelineArgs) -> Result<ExitCode, String> {
                 )
             })?;
             println!("Package {} is {} ({})", pick.0, pick.2, pick.1.display());
-            let jobs = pick.1.join("jobs");
-            let mut files: Vec<_> = std::fs::read_dir(&jobs)
-                .map(|r| r.filter_map(|e| e.ok()).collect())
-                .unwrap_or_default();
-            files.sort_by_key(|e| e.file_name());
-            for f in files {
-                let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-                println!("  job {} ({size} bytes)", f.file_name().to_string_lossy());
+            let manifest = read_json(&pick.1.join("package.json"));
+            let deleted = manifest
+                .as_ref()
+                .and_then(|m| m.get("jobs_deleted"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            if deleted {
+                println!(
+                    "  job files deleted after the load (delete_completed_jobs); the jobs were:"
+                );
+                let jobs = manifest
+                    .as_ref()
+                    .and_then(|m| m.get("jobs"))
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                for j in jobs {
+                    let file = j
+                        .get("path")
+                        .and_then(Value::as_str)
+                        .and_then(|p| Path::new(p).file_name())
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let rows = j.get("rows").and_then(Value::as_u64).unwrap_or(0);
+                    let bytes = j.get("bytes").and_then(Value::as_u64).unwrap_or(0);
+                    println!("  job {file} ({rows} rows, {bytes} bytes)");
+                }
+            } else {
+                let mut files: Vec<_> = std::fs::read_dir(pick.1.join("jobs"))
+                    .map(|r| r.filter_map(|e| e.ok()).collect())
+                    .unwrap_or_default();
+                files.sort_by_key(|e| e.file_name());
+                for f in files {
+                    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+                    println!("  job {} ({size} bytes)", f.file_name().to_string_lossy());
+                }
             }
-            if let Some(m) = read_json(&pick.1.join("package.json")) {
+            if let Some(m) = manifest {
                 println!("{}", serde_json::to_string_pretty(&m).unwrap_or_default());
             }
             Ok(ExitCode::SUCCESS)
         }
         PipelineCommand::FailedJobs => {
+            // a package whose load failed stays pending with its failures in `failed`
             let mut n = 0;
-            for id in storage.loaded().map_err(|e| e.to_string())? {
-                if let Some(m) = read_json(&storage.loaded_dir(&id).join("package.json")) {
-                    if let Some(failed) = m.get("failed_jobs").and_then(Value::as_array) {
-                        for f in failed {
+            for id in storage.pending().map_err(|e| e.to_string())? {
+                if let Some(m) = read_json(&storage.pending_dir(&id).join("package.json")) {
+                    if let Some(failed) = m.get("failed").and_then(Value::as_object) {
+                        for (job, message) in failed {
                             n += 1;
-                            println!("{id}: {f}");
+                            let message = message.as_str().unwrap_or_default();
+                            println!("{id} (pending): {job}: {message}");
                         }
                     }
                 }

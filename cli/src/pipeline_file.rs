@@ -43,6 +43,9 @@ pub struct PipelineSection {
     pub pipelines_dir: Option<PathBuf>,
     #[serde(default)]
     pub dev_mode: bool,
+    /// Delete a loaded package's job files (default true; env LOAD__DELETE_COMPLETED_JOBS wins).
+    #[serde(default)]
+    pub delete_completed_jobs: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

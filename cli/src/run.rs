@@ -151,7 +151,8 @@ pub fn run(registry: Registry, args: RunArgs) -> Result<ExitCode, String> {
             src_or_empty(dest_conf.config),
             src_or_empty(dest_conf.secrets),
         )
-        .dev_mode(args.full_refresh || pf.pipeline.dev_mode);
+        .dev_mode(args.full_refresh || pf.pipeline.dev_mode)
+        .delete_completed_jobs(delete_completed_jobs(&pf)?);
     if let Some(d) = args.dataset.clone().or(pf.pipeline.dataset.clone()) {
         builder = builder.dataset_name(&d);
     }
@@ -250,6 +251,21 @@ pub fn run(registry: Registry, args: RunArgs) -> Result<ExitCode, String> {
                 ExitCode::from(1)
             })
         }
+    }
+}
+
+/// `LOAD__DELETE_COMPLETED_JOBS` (dlt's key), else the pipeline file's
+/// `delete_completed_jobs`, else true.
+fn delete_completed_jobs(pf: &pipeline_file::PipelineFile) -> Result<bool, String> {
+    match std::env::var("LOAD__DELETE_COMPLETED_JOBS") {
+        Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err(format!(
+                "LOAD__DELETE_COMPLETED_JOBS is `{v}`\nhint: set it to true or false"
+            )),
+        },
+        Err(_) => Ok(pf.pipeline.delete_completed_jobs.unwrap_or(true)),
     }
 }
 

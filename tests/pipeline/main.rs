@@ -263,3 +263,61 @@ fn a_big_document_between_small_ones_keeps_their_order() {
         .expect("rows");
     assert_eq!((rows, second_len), (4, 2 << 20));
 }
+
+/// A loaded package keeps its manifest (jobs, rows, sizes) and schema; its job files are
+/// deleted unless `delete_completed_jobs(false)`, and a pending package always keeps them.
+#[test]
+fn a_loaded_package_deletes_its_job_files_unless_told_to_keep_them() {
+    use sluice::pipeline::LoadStorage;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = tmp.path().join("jobs.duckdb");
+    let source = || {
+        CodeSource::new(
+            "jobs_source",
+            vec![Resource::from_values(
+                "items",
+                (0..50)
+                    .map(|i| json!({"id": i, "tags": ["a", "b"]}))
+                    .collect(),
+            )],
+        )
+    };
+    for keep in [false, true] {
+        let name = format!("jobs_pipeline_{keep}");
+        let mut p = Pipeline::builder(&name)
+            .registry(sluice_tests::registry())
+            .destination("duckdb")
+            .destination_config(json!({"credentials": db.to_string_lossy()}), json!({}))
+            .dataset_name(&name)
+            .pipelines_dir(tmp.path().join("pipelines"))
+            .delete_completed_jobs(!keep)
+            .build()
+            .expect("pipeline");
+        p.run(&source(), &RunOptions::default()).expect("run");
+        let loaded = p.storage().loaded().expect("loaded");
+        assert_eq!(loaded.len(), 1, "one loaded package");
+        let dir = p.storage().loaded_dir(&loaded[0]);
+        let manifest = LoadStorage::read_manifest(&dir).expect("manifest");
+        assert!(dir.join("schema.json").is_file());
+        assert_eq!(
+            manifest.jobs.len(),
+            2,
+            "items and items__tags: {:?}",
+            manifest.jobs
+        );
+        assert_eq!(
+            manifest.rows.get("items__tags").copied(),
+            Some(100),
+            "{:?}",
+            manifest.rows
+        );
+        assert_eq!(manifest.jobs_deleted, !keep);
+        assert_eq!(dir.join("jobs").exists(), keep, "jobs folder of {name}");
+        if keep {
+            for j in &manifest.jobs {
+                let file = dir.join("jobs").join(j.path.file_name().expect("name"));
+                assert_eq!(std::fs::metadata(&file).expect("job file").len(), j.bytes);
+            }
+        }
+    }
+}

@@ -203,6 +203,7 @@ pub struct Pipeline {
     naming: NamingKind,
     dev_mode: bool,
     restore_from_destination: bool,
+    delete_completed_jobs: bool,
     synced: bool,
     workers: usize,
     state: PipelineState,
@@ -232,6 +233,7 @@ pub struct PipelineBuilder {
     pipelines_dir: Option<PathBuf>,
     dev_mode: bool,
     restore_from_destination: bool,
+    delete_completed_jobs: bool,
     naming: Option<NamingKind>,
     workers: Option<usize>,
     registry: Option<sluice_registry::Registry>,
@@ -334,6 +336,14 @@ impl PipelineBuilder {
         self
     }
 
+    /// Whether a loaded package's job files are deleted (default true; dlt's
+    /// `load.delete_completed_jobs`, whose default is false). The package folder stays, with
+    /// its manifest (jobs, rows, sizes, state) and schema.
+    pub fn delete_completed_jobs(mut self, on: bool) -> Self {
+        self.delete_completed_jobs = on;
+        self
+    }
+
     /// The naming convention of new schemas (default `snake_case`).
     pub fn naming(mut self, kind: NamingKind) -> Self {
         self.naming = Some(kind);
@@ -426,6 +436,7 @@ impl PipelineBuilder {
             naming: self.naming.unwrap_or(NamingKind::SnakeCase),
             dev_mode: self.dev_mode,
             restore_from_destination: self.restore_from_destination,
+            delete_completed_jobs: self.delete_completed_jobs,
             synced: false,
             workers: self
                 .workers
@@ -453,6 +464,7 @@ impl Pipeline {
             pipelines_dir: None,
             dev_mode: false,
             restore_from_destination: true,
+            delete_completed_jobs: true,
             naming: None,
             workers: None,
             registry: None,
@@ -1100,6 +1112,7 @@ impl Pipeline {
             rows: report.rows.clone(),
             failed: BTreeMap::new(),
             completed_at: None,
+            jobs_deleted: false,
         };
         let schema_json = serde_json::to_string(&schema.to_value())?;
         self.storage.commit_new(&manifest, &schema_json)?;
@@ -1328,7 +1341,8 @@ impl Pipeline {
                 Ok(()) => {
                     manifest.completed_at = Some(now_iso());
                     manifest.failed.clear();
-                    self.storage.mark_loaded(&manifest)?;
+                    self.storage
+                        .mark_loaded(&mut manifest, self.delete_completed_jobs)?;
                     // commit the package's state and schema
                     let mut committed = PipelineState::from_value(manifest.pipeline_state.clone())?;
                     if manifest.state_row.is_none() {

@@ -6,7 +6,8 @@
 //!   schemas/<schema>.schema.json   committed schema
 //!   load/new/<load_id>/            a package being written (discarded if the process dies)
 //!   load/normalized/<load_id>/     complete, pending load: package.json, schema.json, jobs/
-//!   load/loaded/<load_id>/         loaded: package.json with `completed_at`
+//!   load/loaded/<load_id>/         loaded: package.json with `completed_at` (and jobs/ only
+//!                                  with `delete_completed_jobs = false`)
 //! ```
 //!
 //! A package moves between the three folders by atomic renames, so a run killed at any point
@@ -49,6 +50,10 @@ pub struct PackageManifest {
     /// When the load completed.
     #[serde(default)]
     pub completed_at: Option<String>,
+    /// Whether the job files were deleted once the package loaded (the manifest still lists
+    /// them, with their rows and sizes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub jobs_deleted: bool,
 }
 
 /// The load storage of a pipeline.
@@ -144,9 +149,11 @@ impl LoadStorage {
         )
     }
 
-    /// Moves a pending package to `loaded/`.
-    pub fn mark_loaded(&self, manifest: &PackageManifest) -> Result<()> {
+    /// Moves a pending package to `loaded/`; with `delete_jobs` its job files are deleted once
+    /// it is there (the data is in the destination; the manifest keeps the job list).
+    pub fn mark_loaded(&self, manifest: &mut PackageManifest, delete_jobs: bool) -> Result<()> {
         let from = self.pending_dir(&manifest.load_id);
+        manifest.jobs_deleted = delete_jobs;
         Self::write_manifest(&from, manifest)?;
         let target_dir = self.root.join("loaded");
         std::fs::create_dir_all(&target_dir).map_err(|e| io(&target_dir, e))?;
@@ -156,6 +163,16 @@ impl LoadStorage {
         }
         std::fs::rename(&from, &to).map_err(|e| io(&to, e))?;
         sync_dir(&target_dir);
+        if delete_jobs {
+            // past the rename the package counts as loaded whatever happens here: a failure to
+            // delete leaves files behind, never a package to load again
+            let jobs = to.join("jobs");
+            if let Err(e) = std::fs::remove_dir_all(&jobs) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(target: "sluice::pipeline", path = %jobs.display(), error = %e, "cannot delete the job files of a loaded package");
+                }
+            }
+        }
         Ok(())
     }
 
