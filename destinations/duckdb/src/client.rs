@@ -80,20 +80,27 @@ impl std::fmt::Debug for DuckDbClient {
 
 /// The catalog name of an attached database file: its file name up to the first dot, as DuckDB
 /// names a file it opens itself (`sales.duckdb` -> `sales`); `memory`, `system`, `temp` and
-/// `main` get a `_db` suffix and a nameless file is `sluice_db` (sluice's own choices).
-fn catalog_name(path: &str) -> String {
+/// `main` get a `_db` suffix and a nameless file is `sluice_db` (sluice's own choices). A name
+/// equal to one of the `datasets` written (DuckDB compares names without case) gets `_db` too:
+/// with a catalog and a schema of one name, DuckDB refuses `"sales"."t"` as ambiguous.
+fn catalog_name(path: &str, datasets: &[&str]) -> String {
     let file = Path::new(path)
         .file_name()
         .and_then(|f| f.to_str())
         .unwrap_or_default();
-    let stem = file.split('.').next().unwrap_or_default();
-    match stem {
+    let mut name = match file.split('.').next().unwrap_or_default() {
         "" => "sluice_db".to_string(),
-        s if ["memory", "system", "temp", "main"].contains(&s.to_ascii_lowercase().as_str()) => {
-            format!("{s}_db")
-        }
         s => s.to_string(),
+    };
+    let taken = |n: &str| {
+        let n = n.to_ascii_lowercase();
+        ["memory", "system", "temp", "main"].contains(&n.as_str())
+            || datasets.iter().any(|d| d.to_ascii_lowercase() == n)
+    };
+    while taken(&name) {
+        name.push_str("_db");
     }
+    name
 }
 
 impl DuckDbClient {
@@ -154,7 +161,12 @@ impl DuckDbClient {
             literal(&format!("{path}.tmp"))
         ))
         .map_err(|e| db_err("cannot set temp_directory", e))?;
-        let alias = catalog_name(&path);
+        let dataset = request.dataset_name.clone();
+        let staging = request
+            .staging_dataset_name
+            .clone()
+            .unwrap_or_else(|| config.staging_dataset(&dataset));
+        let alias = catalog_name(&path, &[&dataset, &staging]);
         let options = match row_group_size {
             Some(n) => format!(" (ROW_GROUP_SIZE {n})"),
             None => String::new(),
@@ -175,11 +187,6 @@ impl DuckDbClient {
             }
             err
         })?;
-        let dataset = request.dataset_name.clone();
-        let staging = request
-            .staging_dataset_name
-            .clone()
-            .unwrap_or_else(|| config.staging_dataset(&dataset));
         Ok(Self {
             con,
             path,
@@ -853,11 +860,39 @@ mod tests {
         );
     }
 
+    /// `ds.duckdb` holding dataset `ds`: DuckDB would find `"ds"."t"` ambiguous (catalog or
+    /// schema) on the second run if the catalog were named after the file.
+    #[test]
+    fn a_dataset_named_like_the_file_loads_on_every_run() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let config = DuckDbConfig {
+            credentials: Some(dir.path().join("ds.duckdb").display().to_string()),
+            ..Default::default()
+        };
+        for run in 1..=2i64 {
+            let mut client = DuckDbClient::open(&config, &request()).expect("open");
+            client.initialize_storage().expect("create the dataset");
+            client
+                .exec(r#"CREATE TABLE IF NOT EXISTS "ds"."t" (a BIGINT); INSERT INTO "ds"."t" VALUES (1)"#)
+                .expect("write");
+            let n: i64 = client
+                .con
+                .query_row(r#"SELECT count(*) FROM "ds"."t""#, [], |r| r.get(0))
+                .expect("read");
+            assert_eq!(n, run);
+        }
+    }
+
     #[test]
     fn catalog_names_follow_duckdb() {
-        assert_eq!(catalog_name("/x/sales.duckdb"), "sales");
-        assert_eq!(catalog_name("a.b.duckdb"), "a");
-        assert_eq!(catalog_name("memory.duckdb"), "memory_db");
-        assert_eq!(catalog_name("/x/.duckdb"), "sluice_db");
+        assert_eq!(catalog_name("/x/sales.duckdb", &[]), "sales");
+        assert_eq!(catalog_name("a.b.duckdb", &["b"]), "a");
+        assert_eq!(catalog_name("memory.duckdb", &[]), "memory_db");
+        assert_eq!(catalog_name("/x/.duckdb", &[]), "sluice_db");
+        assert_eq!(catalog_name("/x/Sales.duckdb", &["sales"]), "Sales_db");
+        assert_eq!(
+            catalog_name("/x/sales.duckdb", &["sales", "sales_db"]),
+            "sales_db_db"
+        );
     }
 }
