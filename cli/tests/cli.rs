@@ -195,7 +195,11 @@ fn quickstart_runs_then_is_a_no_op_and_the_pipeline_can_be_inspected() {
     let out = e.run(&["pipeline", "sample", "trace"]);
     assert!(e.text(&out).contains("\"status\": \"ok\""));
     let out = e.run(&["pipeline", "sample", "load-package"]);
-    assert!(e.text(&out).contains("is LOADED"), "{}", e.text(&out));
+    let t = e.text(&out);
+    assert!(
+        t.contains("is LOADED") && t.contains("job files deleted after the load"),
+        "{t}"
+    );
     let out = e.run(&["pipeline", "sample", "failed-jobs"]);
     assert!(e.text(&out).contains("no failed jobs"));
     let out = e.run(&["pipeline", "sample", "drop-pending-packages"]);
@@ -406,4 +410,85 @@ fn a_missing_secret_names_every_key_tried_and_plugins_validate() {
         e.dir().join("vault_pipeline.toml").to_str().expect("utf8"),
     ]);
     assert_ne!(code(&out), 0, "{}", e.text(&out));
+}
+
+/// `sluice init sql_database duckdb`, the secret filled in, `sluice run`: a PostgreSQL table of
+/// the machine's server (127.0.0.1:5432, trust auth) lands in DuckDB.
+#[test]
+fn init_sql_database_duckdb_runs_against_postgres() {
+    let schema = format!("sluice_cli_{}", std::process::id());
+    let psql = |sql: &str| {
+        let out = std::process::Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "test",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-q",
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    psql(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; CREATE TABLE {schema}.customers (id int PRIMARY KEY, name text, since date); INSERT INTO {schema}.customers SELECT i, 'c' || i, date '2024-01-01' + i FROM generate_series(1, 250) i;"
+    ));
+    let e = Env::new();
+    let out = e.run(&["init", "sql_database", "duckdb"]);
+    assert_eq!(code(&out), 0, "{}", e.text(&out));
+    let secrets_path = e.dir().join(".sluice/secrets.toml");
+    let secrets = std::fs::read_to_string(&secrets_path).expect("secrets");
+    assert!(
+        secrets.contains("[sources.sql_database]\ncredentials = \"<configure me>\""),
+        "{secrets}"
+    );
+    // not filled in yet: the run says which value is missing
+    let out = e.run(&["run"]);
+    let t = e.text(&out);
+    assert_eq!(code(&out), 2, "{t}");
+    assert!(t.contains("credentials"), "{t}");
+    std::fs::write(
+        &secrets_path,
+        secrets.replace(
+            "\"<configure me>\"",
+            "\"postgresql://postgres@127.0.0.1:5432/test\"",
+        ),
+    )
+    .expect("write secrets");
+    let config_path = e.dir().join(".sluice/config.toml");
+    let mut config = std::fs::read_to_string(&config_path).expect("config");
+    config.push_str(&format!(
+        "\n[sources.sql_database]\nschema = \"{schema}\"\n"
+    ));
+    std::fs::write(&config_path, config).expect("write config");
+    let out = e.run(&["run"]);
+    let t = e.text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(
+        !t.contains("postgresql://postgres@"),
+        "no connection string in the output: {t}"
+    );
+    let out = e.run(&[
+        "pipeline",
+        "sql_database_pipeline",
+        "query",
+        "SELECT count(*) AS n, sum(id) AS s, max(since) AS last FROM sql_database_data.customers",
+    ]);
+    let t = e.text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(
+        t.contains("250") && t.contains("31375") && t.contains("2024-09-07"),
+        "{t}"
+    );
+    psql(&format!("DROP SCHEMA {schema} CASCADE"));
 }
