@@ -409,6 +409,8 @@ fn open(registry: &Registry, name: &str, dir: &Path, state: &Value) -> Result<Pi
         .destination_config(conf.config, conf.secrets)
         .dataset_name(dataset)
         .pipelines_dir(dir)
+        // no pipeline file here: the environment or the default
+        .delete_completed_jobs(crate::run::delete_completed_jobs(None)?)
         .build()
         .map_err(|e| e.to_string())
 }

@@ -152,7 +152,7 @@ pub fn run(registry: Registry, args: RunArgs) -> Result<ExitCode, String> {
             src_or_empty(dest_conf.secrets),
         )
         .dev_mode(args.full_refresh || pf.pipeline.dev_mode)
-        .delete_completed_jobs(delete_completed_jobs(&pf)?);
+        .delete_completed_jobs(delete_completed_jobs(pf.pipeline.delete_completed_jobs)?);
     if let Some(d) = args.dataset.clone().or(pf.pipeline.dataset.clone()) {
         builder = builder.dataset_name(&d);
     }
@@ -255,17 +255,17 @@ pub fn run(registry: Registry, args: RunArgs) -> Result<ExitCode, String> {
 }
 
 /// `LOAD__DELETE_COMPLETED_JOBS` (dlt's key), else the pipeline file's
-/// `delete_completed_jobs`, else true.
-fn delete_completed_jobs(pf: &pipeline_file::PipelineFile) -> Result<bool, String> {
+/// `delete_completed_jobs` (`file`), else true.
+pub fn delete_completed_jobs(file: Option<bool>) -> Result<bool, String> {
     match std::env::var("LOAD__DELETE_COMPLETED_JOBS") {
         Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" => Ok(true),
-            "false" | "0" | "no" => Ok(false),
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
             _ => Err(format!(
                 "LOAD__DELETE_COMPLETED_JOBS is `{v}`\nhint: set it to true or false"
             )),
         },
-        Err(_) => Ok(pf.pipeline.delete_completed_jobs.unwrap_or(true)),
+        Err(_) => Ok(file.unwrap_or(true)),
     }
 }
 

@@ -130,6 +130,20 @@ impl Credentials {
             Error::config("source `sql_database`: the credentials are not a connection string (expected scheme://...)\nhint: postgresql://user:password@host:5432/database")
         })?;
         let dialect = Self::dialect_of(scheme)?;
+        // SQLAlchemy's grammar: user (no `:` `/` `@`), then `:password` up to the first `@`
+        // (it may hold `/`, `?` and `:`), then host, port, `/database`, `?query`
+        let ulen = rest.find([':', '/', '@', '?']).unwrap_or(rest.len());
+        let (userinfo, rest) = match rest.as_bytes().get(ulen) {
+            Some(b'@') => (Some((&rest[..ulen], None)), &rest[ulen + 1..]),
+            Some(b':') => match rest[ulen + 1..].find('@') {
+                Some(p) => (
+                    Some((&rest[..ulen], Some(&rest[ulen + 1..ulen + 1 + p]))),
+                    &rest[ulen + 2 + p..],
+                ),
+                None => (None, rest),
+            },
+            _ => (None, rest),
+        };
         let (rest, query_text) = rest.split_once('?').unwrap_or((rest, ""));
         let query: BTreeMap<String, String> = query_text
             .split('&')
@@ -149,26 +163,18 @@ impl Credentials {
             password: None,
             query,
         };
+        if let Some((user, pass)) = userinfo {
+            c.username = (!user.is_empty()).then(|| percent_decode(user));
+            c.password = pass.map(|p| Secret::new(percent_decode(p)));
+        }
         if dialect == Dialect::Sqlite {
             // sqlite:///rel.db -> "rel.db"; sqlite:////abs.db -> "/abs.db"
             let path = rest.strip_prefix('/').unwrap_or(rest);
             c.database = (!path.is_empty()).then(|| percent_decode(path));
             return Ok(c);
         }
-        let (authority, db) = rest.split_once('/').unwrap_or((rest, ""));
+        let (hostport, db) = rest.split_once('/').unwrap_or((rest, ""));
         c.database = (!db.is_empty()).then(|| percent_decode(db));
-        let (userinfo, hostport) = match authority.rsplit_once('@') {
-            Some((u, h)) => (Some(u), h),
-            None => (None, authority),
-        };
-        if let Some(u) = userinfo {
-            let (user, pass) = match u.split_once(':') {
-                Some((user, pass)) => (user, Some(pass)),
-                None => (u, None),
-            };
-            c.username = (!user.is_empty()).then(|| percent_decode(user));
-            c.password = pass.map(|p| Secret::new(percent_decode(p)));
-        }
         // `host`, `host:port`, `[v6]`, `[v6]:port`
         let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
             match v6.split_once(']') {
@@ -184,9 +190,9 @@ impl Credentials {
         };
         let port = match port {
             Some(p) => Some(p.parse::<u16>().map_err(|_| {
-                Error::config(format!(
-                    "source `sql_database`: port `{p}` of the connection string is not a number"
-                ))
+                Error::config(
+                    "source `sql_database`: the port of the connection string is not a number",
+                )
             })?),
             None => None,
         };
@@ -202,9 +208,17 @@ impl Credentials {
             Error::config("source `sql_database`: the credentials have no `drivername`\nhint: drivername = \"postgresql\" (or mysql, mariadb, sqlite), or give a connection string")
         })?;
         let port = match m.get("port") {
-            Some(Value::Number(n)) => n.as_u64().and_then(|p| u16::try_from(p).ok()),
-            Some(Value::String(p)) => p.parse().ok(),
-            _ => None,
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .and_then(|p| u16::try_from(p).ok())
+                    .or_else(|| v.as_str().and_then(|p| p.parse().ok()))
+                    .ok_or_else(|| {
+                        Error::config(
+                            "source `sql_database`: credentials `port` is not a port number",
+                        )
+                    })?,
+            ),
         };
         Ok(Self {
             dialect: Self::dialect_of(&drivername)?,
@@ -319,7 +333,7 @@ fn db_error(creds: &Credentials, e: sqlx::Error) -> Error {
         ))
         .retryable(),
         sqlx::Error::Tls(t) => Error::network(format!(
-            "TLS with {target} failed: {t}\nhint: this build connects without TLS; use sslmode=disable or prefer"
+            "TLS with {target} failed: {t}\nhint: check the server's certificate, or set ?sslmode=prefer (or disable) in the connection string"
         )),
         other => Error::network(format!("cannot connect to {target}: {other}")),
     }
@@ -460,10 +474,15 @@ impl SqlDatabase {
             }
         };
         for (name, o) in &config.tables {
-            if let (Some(inc), Some(wanted)) = (&o.incremental, &o.included_columns) {
-                if !wanted.contains(&inc.cursor_path) {
+            if let Some(inc) = &o.incremental {
+                let read = o
+                    .included_columns
+                    .as_ref()
+                    .is_none_or(|w| w.contains(&inc.cursor_path))
+                    && !o.excluded_columns.contains(&inc.cursor_path);
+                if !read {
                     return Err(Error::config(format!(
-                        "source `sql_database`: table `{name}` has cursor `{}` but does not include it in included_columns",
+                        "source `sql_database`: table `{name}` has cursor `{}` but does not read it\nhint: keep it in included_columns and out of excluded_columns",
                         inc.cursor_path
                     )));
                 }

@@ -83,6 +83,8 @@ fn kind_of(
         "mediumint" => (Kind::Int(4), false),
         "int" | "integer" => (Kind::Int(if unsigned { 8 } else { 4 }), false),
         "bigint" if unsigned => (Kind::UInt64, false),
+        // bit(64) may exceed i64: the unsigned path
+        "bit" if column_type == "bit(64)" => (Kind::UInt64, false),
         "bigint" | "bit" => (Kind::Int(8), false),
         "decimal" | "numeric" => {
             crate::model::decimal_kind(precision.unwrap_or(10), scale.unwrap_or(0))

@@ -322,10 +322,12 @@ fn convert(key: &ConfigKey, v: Value, kind: &str, section: &str) -> Result<Value
             } else {
                 "destination"
             },
-            if key.ty == "string" {
-                "..."
-            } else {
+            // only short scalar values are shown: a string given where a table was expected may
+            // be a connection string with its password
+            if matches!(key.ty.as_str(), "integer" | "number" | "boolean") {
                 s.as_str()
+            } else {
+                "..."
             }
         ))
     };
