@@ -217,6 +217,14 @@ impl ColumnBuilder {
         }
     }
 
+    /// The scale of a decimal column (0 for others).
+    pub fn scale(&self) -> i8 {
+        match self {
+            Self::Decimal(_, _, s) => *s,
+            _ => 0,
+        }
+    }
+
     /// Appends a NULL.
     pub fn append_null(&mut self) {
         match self {
@@ -339,6 +347,25 @@ impl ColumnBuilder {
             Self::Timestamp(b, tz) => Arc::new(b.finish().with_timezone_opt(tz.clone())),
         }
     }
+}
+
+/// 16 bytes as a hyphenated lowercase UUID.
+pub fn uuid_text(b: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(36);
+    for (i, x) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        s.push(HEX[(x >> 4) as usize] as char);
+        s.push(HEX[(x & 15) as usize] as char);
+    }
+    s
+}
+
+/// Days from 1970-01-01 to `d`.
+pub fn days_since_epoch(d: chrono::NaiveDate) -> i64 {
+    (d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days()
 }
 
 /// `v * 10^(to - from)`, rounding half away from zero when the scale shrinks.

@@ -9,8 +9,8 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlRow};
 use sqlx::{Connection, Row};
 
 use crate::model::{
-    literal, mysql_string, parse_decimal, value_error, BatchAssembler, ColumnBuilder, Kind,
-    SqlColumn, TableInfo,
+    days_since_epoch, literal, mysql_string, parse_decimal, value_error, BatchAssembler,
+    ColumnBuilder, Kind, SqlColumn, TableInfo,
 };
 use crate::query::{quote_ident, ReadPlan};
 use crate::Credentials;
@@ -297,10 +297,7 @@ fn append(
         },
         Decode::DecimalText => match get::<String>(row, i)? {
             Some(s) => {
-                let scale = match b {
-                    ColumnBuilder::Decimal(_, _, s) => *s,
-                    _ => 0,
-                };
+                let scale = b.scale();
                 match parse_decimal(&s, scale) {
                     Some(v) => b.append_decimal(v, scale),
                     None => return Err(format!("holds `{s}`, which is not a decimal")),
@@ -324,9 +321,7 @@ fn append(
             None => return Ok(b.append_null()),
         },
         Decode::Date => match get::<NaiveDate>(row, i)? {
-            Some(v) => b.append_temporal(i64::from(
-                (v - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days() as i32,
-            )),
+            Some(v) => b.append_temporal(days_since_epoch(v)),
             None => return Ok(b.append_null()),
         },
         Decode::DateTime => match get::<NaiveDateTime>(row, i)? {

@@ -7,7 +7,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Connection, Row};
 
 use crate::model::{
-    literal, value_error, BatchAssembler, ColumnBuilder, Kind, SqlColumn, TableInfo,
+    literal, uuid_text, value_error, BatchAssembler, ColumnBuilder, Kind, SqlColumn, TableInfo,
 };
 use crate::query::{quote_ident, ReadPlan};
 use crate::Credentials;
@@ -326,19 +326,6 @@ fn numeric(b: &[u8], scale: i8) -> std::result::Result<i128, &'static str> {
     Ok(if sign == 0x4000 { -acc } else { acc })
 }
 
-fn uuid_text(b: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(36);
-    for (i, x) in b.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
-        }
-        s.push(HEX[(x >> 4) as usize] as char);
-        s.push(HEX[(x & 15) as usize] as char);
-    }
-    s
-}
-
 /// Appends one field's value; `Err` says why it does not fit.
 fn append(d: Decode, v: &[u8], b: &mut ColumnBuilder) -> std::result::Result<(), String> {
     let ok = match d {
@@ -357,10 +344,7 @@ fn append(d: Decode, v: &[u8], b: &mut ColumnBuilder) -> std::result::Result<(),
         }
         Decode::Float8 if v.len() == 8 => b.append_float(f64::from_bits(be_i64(v) as u64)),
         Decode::Numeric => {
-            let scale = match b {
-                ColumnBuilder::Decimal(_, _, s) => *s,
-                _ => return Err("not a decimal column".into()),
-            };
+            let scale = b.scale();
             let unscaled = numeric(v, scale).map_err(|e| format!("holds {e}"))?;
             if !b.append_decimal(unscaled, scale) {
                 return Err("holds a value with more digits than the column's decimal".into());

@@ -8,8 +8,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
 use sqlx::{Connection, Row, TypeInfo, ValueRef};
 
 use crate::model::{
-    decimal_kind, literal, parse_decimal, value_error, BatchAssembler, ColumnBuilder, Kind,
-    SqlColumn, TableInfo,
+    days_since_epoch, decimal_kind, literal, parse_decimal, uuid_text, value_error, BatchAssembler,
+    ColumnBuilder, Kind, SqlColumn, TableInfo,
 };
 use crate::query::{quote_ident, ReadPlan};
 use crate::Credentials;
@@ -144,15 +144,11 @@ pub async fn reflect(
     })
 }
 
-fn days(d: NaiveDate) -> i64 {
-    (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days()
-}
-
 /// A stored text as a timestamp (microseconds), date (days) or time (microseconds).
 fn parse_temporal(kind: Kind, s: &str) -> Option<i64> {
     let s = s.trim();
     match kind {
-        Kind::Date => s.get(..10)?.parse::<NaiveDate>().ok().map(days),
+        Kind::Date => s.get(..10)?.parse::<NaiveDate>().ok().map(days_since_epoch),
         Kind::Time => NaiveTime::parse_from_str(s, "%H:%M:%S%.f")
             .ok()
             .map(|t| (t - NaiveTime::MIN).num_microseconds().unwrap_or(0)),
@@ -172,7 +168,7 @@ fn parse_temporal(kind: Kind, s: &str) -> Option<i64> {
             .or_else(|| {
                 s.parse::<NaiveDate>()
                     .ok()
-                    .map(|d| days(d) * 86_400_000_000)
+                    .map(|d| days_since_epoch(d) * 86_400_000_000)
             }),
     }
 }
@@ -211,10 +207,7 @@ fn append(
             match (c.kind, c.as_text) {
                 (_, true) | (Kind::Text | Kind::Json, _) => b.append_str(&v.to_string()),
                 (Kind::Decimal(_), _) => {
-                    let scale = match b {
-                        ColumnBuilder::Decimal(_, _, s) => *s,
-                        _ => 0,
-                    };
+                    let scale = b.scale();
                     match parse_decimal(&v.to_string(), scale) {
                         Some(d) => b.append_decimal(d, scale),
                         None => return Err(format!("holds {v}, which is not a decimal")),
@@ -240,10 +233,7 @@ fn append(
                     }
                 }
                 (Kind::Decimal(_), _) => {
-                    let scale = match b {
-                        ColumnBuilder::Decimal(_, _, s) => *s,
-                        _ => 0,
-                    };
+                    let scale = b.scale();
                     match parse_decimal(&s, scale) {
                         Some(d) => b.append_decimal(d, scale),
                         None => return Err(format!("holds `{s}`, which is not a decimal")),
@@ -270,17 +260,7 @@ fn append(
             let v: Vec<u8> = row.try_get(i).map_err(err)?;
             match (c.kind, c.as_text) {
                 (Kind::Binary, false) => b.append_bytes(&v),
-                (Kind::Uuid, false) if v.len() == 16 => {
-                    let s: String = v.iter().map(|x| format!("{x:02x}")).collect();
-                    b.append_str(&format!(
-                        "{}-{}-{}-{}-{}",
-                        &s[..8],
-                        &s[8..12],
-                        &s[12..16],
-                        &s[16..20],
-                        &s[20..]
-                    ))
-                }
+                (Kind::Uuid, false) if v.len() == 16 => b.append_str(&uuid_text(&v)),
                 _ => match String::from_utf8(v) {
                     Ok(s) => b.append_str(&s),
                     Err(_) => return Err("holds a blob in a text column".into()),
