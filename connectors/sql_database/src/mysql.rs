@@ -281,19 +281,31 @@ fn append(
     let ok = match d {
         Decode::Signed => match get::<i64>(row, i)? {
             Some(v) => b.append_int(v),
-            None => return Ok(b.append_null()),
+            None => {
+                b.append_null();
+                return Ok(());
+            }
         },
         Decode::Unsigned => match get::<u64>(row, i)? {
             Some(v) => b.append_decimal(i128::from(v), 0),
-            None => return Ok(b.append_null()),
+            None => {
+                b.append_null();
+                return Ok(());
+            }
         },
         Decode::F32 => match get::<f32>(row, i)? {
             Some(v) => b.append_float(f64::from(v)),
-            None => return Ok(b.append_null()),
+            None => {
+                b.append_null();
+                return Ok(());
+            }
         },
         Decode::F64 => match get::<f64>(row, i)? {
             Some(v) => b.append_float(v),
-            None => return Ok(b.append_null()),
+            None => {
+                b.append_null();
+                return Ok(());
+            }
         },
         Decode::DecimalText => match get::<String>(row, i)? {
             Some(s) => {
@@ -303,34 +315,55 @@ fn append(
                     None => return Err(format!("holds `{s}`, which is not a decimal")),
                 }
             }
-            None => return Ok(b.append_null()),
+            None => {
+                b.append_null();
+                return Ok(());
+            }
         },
         Decode::TimeText => match get::<String>(row, i)? {
             Some(s) => match time_of_day(&s) {
                 Some(us) => b.append_temporal(us),
                 None => return Err(format!("holds `{s}`, which is not a time of day")),
             },
-            None => return Ok(b.append_null()),
+            None => {
+                b.append_null();
+                return Ok(());
+            }
         },
         Decode::Text | Decode::CastText => match get::<String>(row, i)? {
             Some(s) => b.append_str(&s),
-            None => return Ok(b.append_null()),
+            None => {
+                b.append_null();
+                return Ok(());
+            }
         },
         Decode::Bytes => match get::<Vec<u8>>(row, i)? {
             Some(v) => b.append_bytes(&v),
-            None => return Ok(b.append_null()),
+            None => {
+                b.append_null();
+                return Ok(());
+            }
         },
         Decode::Date => match get::<NaiveDate>(row, i)? {
             Some(v) => b.append_temporal(days_since_epoch(v)),
-            None => return Ok(b.append_null()),
+            None => {
+                b.append_null();
+                return Ok(());
+            }
         },
         Decode::DateTime => match get::<NaiveDateTime>(row, i)? {
             Some(v) => b.append_temporal(v.and_utc().timestamp_micros()),
-            None => return Ok(b.append_null()),
+            None => {
+                b.append_null();
+                return Ok(());
+            }
         },
         Decode::Timestamp => match get::<chrono::DateTime<chrono::Utc>>(row, i)? {
             Some(v) => b.append_temporal(v.timestamp_micros()),
-            None => return Ok(b.append_null()),
+            None => {
+                b.append_null();
+                return Ok(());
+            }
         },
     };
     if ok {
