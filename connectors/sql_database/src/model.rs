@@ -434,6 +434,21 @@ impl BatchAssembler {
         self.rows >= self.chunk_size
     }
 
+    /// Counts a row appended to every builder and sends the batch when one is due (stopping
+    /// there if the host cancelled the run).
+    pub async fn row_done(&mut self, sink: &BatchSink) -> Result<()> {
+        self.rows += 1;
+        if self.is_full() {
+            if sink.cancel().is_cancelled() {
+                return Err(Error::cancelled());
+            }
+            if let Some(batch) = self.finish()? {
+                sink.send(batch).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// The rows so far as a batch (`None` when there are none).
     pub fn finish(&mut self) -> Result<Option<RecordBatch>> {
         if self.rows == 0 {

@@ -408,9 +408,6 @@ pub async fn read(
     let mut rows = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| crate::read_error(schema, table, e))?;
-        if sink.cancel().is_cancelled() {
-            return Err(Error::cancelled());
-        }
         let owned;
         let buf: &[u8] = if carry.is_empty() {
             &chunk
@@ -470,13 +467,8 @@ pub async fn read(
                 append(*d, v, b).map_err(|what| value_error(table, plan.columns[i], what))?;
             }
             pos = end;
-            out.rows += 1;
+            out.row_done(sink).await?;
             rows += 1;
-            if out.is_full() {
-                if let Some(batch) = out.finish()? {
-                    sink.send(batch).await?;
-                }
-            }
         }
         if pos < buf.len() {
             carry.extend_from_slice(&buf[pos..]);

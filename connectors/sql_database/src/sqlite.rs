@@ -307,16 +307,8 @@ pub async fn read(
         for (i, c) in plan.columns.iter().enumerate() {
             append(&row, i, c, &mut out.builders[i]).map_err(|what| value_error(table, c, what))?;
         }
-        out.rows += 1;
+        out.row_done(sink).await?;
         rows += 1;
-        if out.is_full() {
-            if sink.cancel().is_cancelled() {
-                return Err(Error::cancelled());
-            }
-            if let Some(batch) = out.finish()? {
-                sink.send(batch).await?;
-            }
-        }
     }
     Ok(rows)
 }
