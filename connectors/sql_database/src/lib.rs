@@ -16,12 +16,12 @@ mod sqlite;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use sluice_sdk::prelude::*;
 use sluice_sdk::resource::{IncrementalSpec, KeyHint, WriteDispositionHint};
+pub use sluice_sql::{Credentials, Dialect, Origin};
 
 pub use model::ReflectionLevel;
 use model::{BatchAssembler, TableInfo};
@@ -71,273 +71,11 @@ struct Config {
     credentials: Map<String, Value>,
 }
 
-/// The database kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Postgres,
-    MySql,
-    Sqlite,
-}
-
-/// Connection settings, from a connection string or fields.
-#[derive(Debug, Clone)]
-pub struct Credentials {
-    dialect: Dialect,
-    drivername: String,
-    host: Option<String>,
-    port: Option<u16>,
-    database: Option<String>,
-    username: Option<String>,
-    password: Option<Secret<String>>,
-    query: BTreeMap<String, String>,
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(s.get(i + 1..i + 3).unwrap_or(""), 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-impl Credentials {
-    fn dialect_of(drivername: &str) -> Result<Dialect> {
-        let base = drivername.split('+').next().unwrap_or("");
-        match base {
-            "postgresql" | "postgres" | "pg" => Ok(Dialect::Postgres),
-            "mysql" | "mariadb" => Ok(Dialect::MySql),
-            "sqlite" => Ok(Dialect::Sqlite),
-            other => Err(Error::config(format!(
-                "source `sql_database`: unsupported database `{other}`\nhint: use a postgresql://, mysql://, mariadb:// or sqlite:/// connection string"
-            ))),
-        }
-    }
-
-    /// Parses `scheme://user:password@host:port/database?k=v` (SQLAlchemy's form; SQLite:
-    /// `sqlite:///relative.db`, `sqlite:////absolute.db`).
-    pub fn parse(url: &str) -> Result<Self> {
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-            Error::config("source `sql_database`: the credentials are not a connection string (expected scheme://...)\nhint: postgresql://user:password@host:5432/database")
-        })?;
-        let dialect = Self::dialect_of(scheme)?;
-        // SQLAlchemy's grammar: user (no `:` `/` `@`), then `:password` up to the first `@`
-        // (it may hold `/`, `?` and `:`), then host, port, `/database`, `?query`
-        let ulen = rest.find([':', '/', '@', '?']).unwrap_or(rest.len());
-        let (userinfo, rest) = match rest.as_bytes().get(ulen) {
-            Some(b'@') => (Some((&rest[..ulen], None)), &rest[ulen + 1..]),
-            Some(b':') => match rest[ulen + 1..].find('@') {
-                Some(p) => (
-                    Some((&rest[..ulen], Some(&rest[ulen + 1..ulen + 1 + p]))),
-                    &rest[ulen + 2 + p..],
-                ),
-                None => (None, rest),
-            },
-            _ => (None, rest),
-        };
-        let (rest, query_text) = rest.split_once('?').unwrap_or((rest, ""));
-        let query: BTreeMap<String, String> = query_text
-            .split('&')
-            .filter(|kv| !kv.is_empty())
-            .map(|kv| {
-                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                (percent_decode(k), percent_decode(v))
-            })
-            .collect();
-        let mut c = Self {
-            dialect,
-            drivername: scheme.to_string(),
-            host: None,
-            port: None,
-            database: None,
-            username: None,
-            password: None,
-            query,
-        };
-        if let Some((user, pass)) = userinfo {
-            c.username = (!user.is_empty()).then(|| percent_decode(user));
-            c.password = pass.map(|p| Secret::new(percent_decode(p)));
-        }
-        if dialect == Dialect::Sqlite {
-            // sqlite:///rel.db -> "rel.db"; sqlite:////abs.db -> "/abs.db"
-            let path = rest.strip_prefix('/').unwrap_or(rest);
-            c.database = (!path.is_empty()).then(|| percent_decode(path));
-            return Ok(c);
-        }
-        let (hostport, db) = rest.split_once('/').unwrap_or((rest, ""));
-        c.database = (!db.is_empty()).then(|| percent_decode(db));
-        // `host`, `host:port`, `[v6]`, `[v6]:port`
-        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-            match v6.split_once(']') {
-                Some((h, "")) => (h, None),
-                Some((h, rest)) => (h, Some(rest.strip_prefix(':').unwrap_or(rest))),
-                None => (v6, None),
-            }
-        } else {
-            match hostport.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (hostport, None),
-            }
-        };
-        let port = match port {
-            Some(p) => Some(p.parse::<u16>().map_err(|_| {
-                Error::config(
-                    "source `sql_database`: the port of the connection string is not a number",
-                )
-            })?),
-            None => None,
-        };
-        c.host = (!host.is_empty()).then(|| host.to_string());
-        c.port = port;
-        Ok(c)
-    }
-
-    /// From fields (`drivername`, `host`, `port`, `database`, `username`, `password`, `query`).
-    fn from_fields(m: &Map<String, Value>) -> Result<Self> {
-        let s = |k: &str| m.get(k).and_then(Value::as_str).map(String::from);
-        let drivername = s("drivername").ok_or_else(|| {
-            Error::config("source `sql_database`: the credentials have no `drivername`\nhint: drivername = \"postgresql\" (or mysql, mariadb, sqlite), or give a connection string")
-        })?;
-        let port = match m.get("port") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_u64()
-                    .and_then(|p| u16::try_from(p).ok())
-                    .or_else(|| v.as_str().and_then(|p| p.parse().ok()))
-                    .ok_or_else(|| {
-                        Error::config(
-                            "source `sql_database`: credentials `port` is not a port number",
-                        )
-                    })?,
-            ),
-        };
-        Ok(Self {
-            dialect: Self::dialect_of(&drivername)?,
-            drivername,
-            host: s("host"),
-            port,
-            database: s("database"),
-            username: s("username"),
-            password: s("password").map(Secret::new),
-            query: m
-                .get("query")
-                .and_then(Value::as_object)
-                .map(|q| {
-                    q.iter()
-                        .map(|(k, v)| {
-                            (
-                                k.clone(),
-                                v.as_str().map_or_else(|| v.to_string(), String::from),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-        })
-    }
-
-    /// The connection string with the password left out, for messages.
-    pub fn redacted(&self) -> String {
-        if self.dialect == Dialect::Sqlite {
-            return format!(
-                "{}:///{}",
-                self.drivername,
-                self.database.as_deref().unwrap_or("")
-            );
-        }
-        format!(
-            "{}://{}{}{}{}/{}",
-            self.drivername,
-            self.username.as_deref().unwrap_or(""),
-            if self.password.is_some() { ":***" } else { "" },
-            if self.username.is_some() || self.password.is_some() {
-                "@"
-            } else {
-                ""
-            },
-            match (&self.host, self.port) {
-                (Some(h), p) => {
-                    let h = if h.contains(':') {
-                        format!("[{h}]")
-                    } else {
-                        h.clone()
-                    };
-                    p.map_or(h.clone(), |p| format!("{h}:{p}"))
-                }
-                (None, _) => "localhost".into(),
-            },
-            self.database.as_deref().unwrap_or("")
-        )
-    }
-
-    fn connect_timeout(&self) -> Duration {
-        self.query
-            .get("connect_timeout")
-            .and_then(|v| v.parse::<f64>().ok())
-            .and_then(|s| Duration::try_from_secs_f64(s).ok())
-            .filter(|d| !d.is_zero())
-            .unwrap_or(Duration::from_secs(15))
-    }
-}
-
-/// Runs a connect future under the credentials' connect timeout, with errors made clear.
-async fn with_timeout<T>(
-    creds: &Credentials,
-    fut: impl std::future::Future<Output = std::result::Result<T, sqlx::Error>>,
-) -> Result<T> {
-    match tokio::time::timeout(creds.connect_timeout(), fut).await {
-        Ok(r) => r.map_err(|e| db_error(creds, e)),
-        Err(_) => Err(Error::network(format!(
-            "cannot connect to {} within {:?}\nhint: check host and port, or raise connect_timeout (?connect_timeout=30)",
-            creds.redacted(),
-            creds.connect_timeout()
-        ))
-        .retryable()),
-    }
-}
-
-/// A connection-time error, with the fix.
-fn db_error(creds: &Credentials, e: sqlx::Error) -> Error {
-    let target = creds.redacted();
-    match &e {
-        sqlx::Error::Database(d) => {
-            // PostgreSQL's SQLSTATE; MySQL's error number (its SQLSTATEs are too coarse)
-            let code = match d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
-                Some(m) => m.number().to_string(),
-                None => d.code().map(|c| c.to_string()).unwrap_or_default(),
-            };
-            match code.as_str() {
-                // invalid password / authorization (PostgreSQL), access denied (MySQL)
-                "28P01" | "28000" | "1045" | "1044" | "1698" => Error::auth(format!(
-                    "cannot log in to {target}: {}\nhint: check the username and password in the credentials (sources.sql_database.credentials)",
-                    d.message()
-                )),
-                "3D000" | "1049" => Error::config(format!(
-                    "the database of {target} does not exist: {}\nhint: check the database name in the connection string",
-                    d.message()
-                )),
-                _ => Error::data(format!("{target}: {}", d.message())),
-            }
-        }
-        sqlx::Error::Io(io) => Error::network(format!(
-            "cannot reach {target}: {io}\nhint: is the server running and are host and port right?"
-        ))
-        .retryable(),
-        sqlx::Error::Tls(t) => Error::network(format!(
-            "TLS with {target} failed: {t}\nhint: check the server's certificate, or set ?sslmode=prefer (or disable) in the connection string"
-        )),
-        other => Error::network(format!("cannot connect to {target}: {other}")),
-    }
-}
+/// Whose credentials these are, for messages.
+const ORIGIN: Origin = Origin {
+    who: "source `sql_database`",
+    path: "sources.sql_database.credentials",
+};
 
 /// An error while reading a table.
 fn read_error(schema: &str, table: &str, e: sqlx::Error) -> Error {
@@ -459,20 +197,8 @@ impl SqlDatabase {
     pub fn open(config: Value, secrets: Value) -> Result<Self> {
         let config: Config = serde_json::from_value(config)
             .map_err(|e| Error::config(format!("config of source `sql_database`: {e}")))?;
-        let creds = match secrets.get("credentials") {
-            Some(Value::String(s)) => Credentials::parse(s)?,
-            Some(Value::Object(m)) => {
-                let mut all = config.credentials.clone();
-                all.extend(m.clone());
-                Credentials::from_fields(&all)?
-            }
-            _ if !config.credentials.is_empty() => Credentials::from_fields(&config.credentials)?,
-            _ => {
-                return Err(Error::config(
-                    "source `sql_database` has no credentials\nhint: set sources.sql_database.credentials in .sluice/secrets.toml to a connection string, e.g. \"postgresql://user:password@localhost:5432/db\"",
-                ))
-            }
-        };
+        let creds =
+            Credentials::resolve(secrets.get("credentials"), &config.credentials, None, ORIGIN)?;
         for (name, o) in &config.tables {
             if let Some(inc) = &o.incremental {
                 let read = o

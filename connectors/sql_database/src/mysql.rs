@@ -32,7 +32,7 @@ pub async fn connect(creds: &Credentials) -> Result<MySqlConnection> {
     if let Some(d) = &creds.database {
         o = o.database(d);
     }
-    crate::with_timeout(creds, MySqlConnection::connect_with(&o)).await
+    sluice_sql::connect::with_timeout(creds, MySqlConnection::connect_with(&o)).await
 }
 
 /// The connection's database.

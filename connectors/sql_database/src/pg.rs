@@ -3,8 +3,8 @@
 //! reads the same way).
 
 use futures::StreamExt;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::{Connection, Row};
+use sqlx::postgres::PgConnection;
+use sqlx::Row;
 
 use crate::model::{
     literal, uuid_text, value_error, BatchAssembler, ColumnBuilder, Kind, SqlColumn, TableInfo,
@@ -13,36 +13,14 @@ use crate::query::{quote_ident, ReadPlan};
 use crate::Credentials;
 use sluice_sdk::prelude::*;
 
-/// Connects with `creds` (fields from the connection string or the config).
+/// Connects with `creds`: intervals as ISO 8601 text (`P1Y2M3DT4H5M6S`), timestamps with
+/// time zone in UTC.
 pub async fn connect(creds: &Credentials) -> Result<PgConnection> {
-    let mut o = PgConnectOptions::new_without_pgpass()
-        .host(creds.host.as_deref().unwrap_or("localhost"))
-        .port(creds.port.unwrap_or(5432))
-        .application_name("sluice");
-    if let Some(u) = &creds.username {
-        o = o.username(u);
-    }
-    if let Some(p) = &creds.password {
-        o = o.password(p.expose());
-    }
-    if let Some(d) = &creds.database {
-        o = o.database(d);
-    }
-    if let Some(mode) = creds.query.get("sslmode") {
-        let mode = mode
-            .parse()
-            .map_err(|_| Error::config(format!("sslmode `{mode}` is not one of disable, allow, prefer, require, verify-ca, verify-full")))?;
-        o = o.ssl_mode(mode);
-    }
-    let mut con = crate::with_timeout(creds, PgConnection::connect_with(&o)).await?;
-    // intervals as ISO 8601 text (`P1Y2M3DT4H5M6S`), timestamps with time zone in UTC
-    sqlx::raw_sql(
+    sluice_sql::connect::postgres::connect(
+        creds,
         "SET intervalstyle = 'iso_8601'; SET TIME ZONE 'UTC'; SET standard_conforming_strings = on",
     )
-    .execute(&mut con)
     .await
-    .map_err(|e| crate::db_error(creds, e))?;
-    Ok(con)
 }
 
 /// The schema to read: the configured one, else the connection's current schema.

@@ -24,7 +24,7 @@ pub async fn connect(creds: &Credentials) -> Result<SqliteConnection> {
         )));
     }
     let o = SqliteConnectOptions::new().filename(path).read_only(true);
-    crate::with_timeout(creds, SqliteConnection::connect_with(&o)).await
+    sluice_sql::connect::with_timeout(creds, SqliteConnection::connect_with(&o)).await
 }
 
 /// Tables (and views with `views`), sorted by name.

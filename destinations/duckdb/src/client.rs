@@ -17,7 +17,7 @@ use sluice_sdk::destination::{
     BatchReader, ClientRequest, DropTablesRequest, JobReport, LoadCompletion, LoadJob, LoadPlan,
     SchemaUpdate, SchemaUpdateRequest, StoredSchema, StoredState,
 };
-use sluice_sdk::schema::{MergeStrategy, Schema, Table, WriteDisposition};
+use sluice_sdk::schema::{Schema, Table, WriteDisposition};
 use sluice_sdk::{BatchStream, CancelToken, DestinationClient, Error, Result};
 
 use crate::config::DuckDbConfig;
@@ -251,7 +251,7 @@ impl DuckDbClient {
             }
             match existing.get(&t.name) {
                 None => {
-                    self.exec(&sql::create_table(dataset, t))?;
+                    self.exec(&sql::create_table(dataset, t)?)?;
                     update.created_tables.insert(
                         t.name.clone(),
                         cols.iter().map(|c| c.name.clone()).collect(),
@@ -260,7 +260,7 @@ impl DuckDbClient {
                 Some(have) => {
                     for c in cols {
                         if !have.contains(&c.name) {
-                            self.exec(&sql::add_column(dataset, &t.name, c))?;
+                            self.exec(&sql::add_column(dataset, &t.name, c)?)?;
                             update
                                 .added_columns
                                 .entry(t.name.clone())
@@ -628,46 +628,15 @@ impl DestinationClient for DuckDbClient {
                 if chain.is_empty() || !self.uses_staging(&root)? {
                     continue;
                 }
-                let statements = match schema.write_disposition_of(&root) {
-                    WriteDisposition::Replace => {
-                        sql::insert_from_staging(&self.dataset, &self.staging, &chain)
-                    }
-                    WriteDisposition::Merge => {
-                        match chain[0].merge_strategy().unwrap_or_default() {
-                            MergeStrategy::DeleteInsert => {
-                                sql::delete_insert(&self.dataset, &self.staging, &chain, &suffix)
-                            }
-                            MergeStrategy::Upsert => {
-                                sql::upsert(&self.dataset, &self.staging, &chain, &suffix)
-                            }
-                            MergeStrategy::InsertOnly => {
-                                sql::insert_only(&self.dataset, &self.staging, &chain)
-                            }
-                            MergeStrategy::Scd2 => {
-                                let boundary = chain[0]
-                                    .extra
-                                    .get("x-boundary-timestamp")
-                                    .and_then(Value::as_str)
-                                    .map(String::from)
-                                    .or_else(|| {
-                                        completion
-                                            .extra
-                                            .get("created_at")
-                                            .and_then(Value::as_str)
-                                            .map(String::from)
-                                    })
-                                    .unwrap_or_else(|| completion.inserted_at.clone());
-                                sql::scd2(
-                                    &self.dataset,
-                                    &self.staging,
-                                    &chain,
-                                    &format!("{}::TIMESTAMPTZ", literal(&boundary)),
-                                )
-                            }
-                        }
-                    }
-                    _ => Vec::new(),
+                let followup = sql::Followup {
+                    dialect: &sql::DuckDb,
+                    dataset: &self.dataset,
+                    staging: &self.staging,
+                    temp_suffix: &suffix,
                 };
+                let boundary = sluice_sql::jobs::scd2_boundary(chain[0], completion);
+                let statements =
+                    followup.statements(&chain, schema.write_disposition_of(&root), &boundary);
                 for s in statements {
                     self.exec(&s)?;
                 }

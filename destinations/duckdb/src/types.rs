@@ -43,15 +43,7 @@ pub fn column_type(c: &Column) -> String {
     }
 }
 
-/// A quoted identifier.
-pub fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// A quoted string literal.
-pub fn literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
-}
+pub use sluice_sql::jobs::{literal, quote};
 
 #[cfg(test)]
 mod tests {

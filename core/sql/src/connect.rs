@@ -1,0 +1,115 @@
+//! Opening connections over sqlx with the credentials' timeout, and connection errors that
+//! say what to fix without showing the password.
+
+use sluice_sdk::{Error, Result};
+
+use crate::Credentials;
+
+/// Runs a connect future under the credentials' connect timeout, with errors made clear.
+pub async fn with_timeout<T>(
+    creds: &Credentials,
+    fut: impl std::future::Future<Output = std::result::Result<T, sqlx::Error>>,
+) -> Result<T> {
+    match tokio::time::timeout(creds.connect_timeout(), fut).await {
+        Ok(r) => r.map_err(|e| connect_error(creds, e)),
+        Err(_) => Err(Error::network(format!(
+            "cannot connect to {} within {:?}\nhint: check host and port, or raise connect_timeout (?connect_timeout=30)",
+            creds.redacted(),
+            creds.connect_timeout()
+        ))
+        .retryable()),
+    }
+}
+
+/// A connection-time error, with the fix.
+pub fn connect_error(creds: &Credentials, e: sqlx::Error) -> Error {
+    let target = creds.redacted();
+    match &e {
+        sqlx::Error::Database(d) => {
+            // PostgreSQL's SQLSTATE; MySQL's error number (its SQLSTATEs are too coarse)
+            #[cfg(feature = "mysql")]
+            let mysql = d
+                .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                .map(|m| m.number().to_string());
+            #[cfg(not(feature = "mysql"))]
+            let mysql: Option<String> = None;
+            let code = mysql.unwrap_or_else(|| d.code().map(|c| c.to_string()).unwrap_or_default());
+            match code.as_str() {
+                // invalid password / authorization (PostgreSQL), access denied (MySQL)
+                "28P01" | "28000" | "1045" | "1044" | "1698" => Error::auth(format!(
+                    "cannot log in to {target}: {}\nhint: check the username and password in the credentials ({})",
+                    d.message(),
+                    creds.origin.path
+                )),
+                "3D000" | "1049" => Error::config(format!(
+                    "the database of {target} does not exist: {}\nhint: check the database name in the connection string",
+                    d.message()
+                )),
+                // the database does not accept connections now (ALLOW_CONNECTIONS false,
+                // starting up, shutting down, too many clients): worth another try later
+                "55000" | "57P03" | "53300" | "08006" | "08001" | "08004" => Error::network(format!(
+                    "{target} refused the connection: {}\nhint: the server does not accept connections to this database now; check it with the database administrator, then run again",
+                    d.message()
+                ))
+                .retryable(),
+                _ => Error::data(format!("{target}: {}", d.message())),
+            }
+        }
+        sqlx::Error::Io(io) => Error::network(format!(
+            "cannot reach {target}: {io}\nhint: is the server running and are host and port right?"
+        ))
+        .retryable(),
+        sqlx::Error::Tls(t) => Error::network(format!(
+            "TLS with {target} failed: {t}\nhint: check the server's certificate, or set ?sslmode=prefer (or disable) in the connection string"
+        )),
+        other => Error::network(format!("cannot connect to {target}: {other}")),
+    }
+}
+
+/// PostgreSQL connections.
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    use sqlx::postgres::{PgConnectOptions, PgConnection};
+    use sqlx::Connection;
+
+    use super::*;
+
+    /// Connects with `creds` (fields from the connection string or the config), then runs
+    /// `session_sql` (settings of the session, e.g. `SET TIME ZONE 'UTC'`).
+    pub async fn connect(creds: &Credentials, session_sql: &'static str) -> Result<PgConnection> {
+        let mut o = PgConnectOptions::new_without_pgpass()
+            .host(creds.host.as_deref().unwrap_or("localhost"))
+            .port(creds.port.unwrap_or(5432))
+            .application_name("sluice");
+        if let Some(u) = &creds.username {
+            o = o.username(u);
+        }
+        if let Some(p) = &creds.password {
+            o = o.password(p.expose());
+        }
+        if let Some(d) = &creds.database {
+            o = o.database(d);
+        }
+        if let Some(mode) = creds.query.get("sslmode") {
+            let mode = mode
+                .parse()
+                .map_err(|_| Error::config(format!("sslmode `{mode}` is not one of disable, allow, prefer, require, verify-ca, verify-full")))?;
+            o = o.ssl_mode(mode);
+        }
+        if let Some(enc) = creds.query.get("client_encoding") {
+            if !enc.eq_ignore_ascii_case("utf8") && !enc.eq_ignore_ascii_case("utf-8") {
+                return Err(Error::config(format!(
+                    "client_encoding `{enc}` is not supported: sluice talks UTF-8 to PostgreSQL\nhint: leave client_encoding out"
+                )));
+            }
+        }
+        let mut con = with_timeout(creds, PgConnection::connect_with(&o)).await?;
+        if !session_sql.is_empty() {
+            sqlx::raw_sql(session_sql)
+                .execute(&mut con)
+                .await
+                .map_err(|e| connect_error(creds, e))?;
+        }
+        Ok(con)
+    }
+}
