@@ -410,7 +410,14 @@ impl PipelineBuilder {
                 self.name
             ))
         })?;
-        let location = self.destination_location.unwrap_or_else(|| {
+        // the destination says where it writes (without secrets) when it knows; DuckDB's file
+        // path is worked out here from its config
+        let announced = capabilities
+            .extra
+            .get("destination_location")
+            .and_then(Value::as_str)
+            .map(String::from);
+        let location = self.destination_location.or(announced).unwrap_or_else(|| {
             let path = self
                 .destination_config
                 .get("credentials")

@@ -1,0 +1,3 @@
+fn main() {
+    sluice_plugin_build::emit_manifest("sluice_destination_postgres");
+}

@@ -1,0 +1,1012 @@
+//! The PostgreSQL job client.
+//!
+//! A load package runs in one transaction, schema changes included: `update_stored_schema`
+//! begins it (tables created, columns added, the `_dlt_version` row), `start_load` empties the
+//! staging tables (and, for `replace` with `truncate-and-insert`, the tables themselves), every
+//! job streams its file with binary COPY, and `complete_load` runs the merge/replace
+//! statements, adds the UNIQUE constraints of tables created by this load (after their data, so
+//! the index is built once instead of row by row), writes the state and `_dlt_loads` rows and
+//! commits. A failure or a killed process anywhere before the commit leaves the dataset as it
+//! was, and the package is loaded again by the next run: append is exactly-once per package,
+//! and a failed replace never leaves an empty table (dlt commits the truncation first, dlt
+//! issue #3025).
+//!
+//! The client is blocking: it owns a current-thread runtime for sqlx, and a COPY reads and
+//! encodes its file on a thread of its own while the runtime sends the previous chunk.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType as ArrowType, Field, Schema as ArrowSchema};
+use sluice_sdk::destination::{
+    BatchReader, ClientRequest, DropTablesRequest, JobReport, LoadCompletion, LoadJob, LoadPlan,
+    SchemaUpdate, SchemaUpdateRequest, StoredSchema, StoredState,
+};
+use sluice_sdk::schema::{MergeStrategy, Schema, Table, WriteDisposition};
+use sluice_sdk::{BatchStream, CancelToken, DestinationClient, Error, Result};
+use sluice_sql::jobs::{self, qualified, quote, Followup};
+use sqlx::postgres::{PgConnection, PgRow};
+use sqlx::{Column as _, Row, TypeInfo as _, ValueRef as _};
+
+use crate::config::{PostgresConfig, ReplaceStrategy};
+use crate::copy::{Encoder, HEADER, TRAILER};
+use crate::types::Postgres;
+
+/// Bytes of COPY data sent at a time.
+const CHUNK: usize = 1 << 20;
+/// Chunks encoded ahead of the one being sent.
+const AHEAD: usize = 4;
+/// Rows per batch read from a load file.
+const BATCH_ROWS: usize = 16 * 1024;
+
+/// Settings of every session: timestamps with time zone in UTC, standard string literals, and
+/// no NOTICE chatter (`IF NOT EXISTS`).
+const SESSION: &str =
+    "SET TIME ZONE 'UTC'; SET standard_conforming_strings = on; SET client_min_messages = warning";
+
+/// A job client for one dataset (schema) of one PostgreSQL database.
+pub struct PostgresClient {
+    rt: tokio::runtime::Runtime,
+    con: Option<PgConnection>,
+    config: Arc<PostgresConfig>,
+    dataset: String,
+    staging: String,
+    schema: Option<Schema>,
+    /// The schema document of `schema`, stored in `_dlt_version`.
+    schema_json: Option<String>,
+    plan: Option<LoadPlan>,
+    /// `BEGIN` was sent and neither `COMMIT` nor `ROLLBACK` yet.
+    in_transaction: bool,
+    /// The open transaction carries a load (`start_load` ran in it).
+    load_started: bool,
+    /// Tables created (or swapped in) by the open transaction: they get their UNIQUE
+    /// constraints when the load completes.
+    created: BTreeSet<String>,
+    /// `server_version_num`, e.g. 150004.
+    server_version: u32,
+}
+
+impl std::fmt::Debug for PostgresClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresClient")
+            .field("database", &self.config.credentials.redacted())
+            .field("dataset", &self.dataset)
+            .finish()
+    }
+}
+
+/// Whether tables being created are staging tables, and of which kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Staging {
+    /// A table of the dataset.
+    No,
+    /// Scratch space emptied before every use: no WAL.
+    Unlogged,
+    /// A staging table that `staging-optimized` replace swaps into the dataset.
+    Logged,
+}
+
+/// An error of COPY: from the database, or from reading and encoding the file.
+enum CopyError {
+    Db(sqlx::Error),
+    Data(Error),
+}
+
+impl From<sqlx::Error> for CopyError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Db(e)
+    }
+}
+
+fn truncate(sql: &str) -> String {
+    match sql.char_indices().nth(300) {
+        Some((i, _)) => format!("{}...", &sql[..i]),
+        None => sql.to_string(),
+    }
+}
+
+/// Whether an error means the connection is gone (it is dropped and reopened).
+fn connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // administrator command, crash shutdown, cannot connect now
+        sqlx::Error::Database(d) => {
+            matches!(d.code().as_deref(), Some("57P01" | "57P02" | "57P03"))
+        }
+        _ => false,
+    }
+}
+
+impl PostgresClient {
+    /// Connects for `request`'s dataset.
+    pub fn open(config: Arc<PostgresConfig>, request: &ClientRequest) -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::internal(format!("cannot start a runtime: {e}")))?;
+        let dataset = request.dataset_name.clone();
+        if dataset.is_empty() {
+            return Err(Error::config(
+                "destination `postgres` needs a dataset name (the schema to write)",
+            ));
+        }
+        let staging = request
+            .staging_dataset_name
+            .clone()
+            .unwrap_or_else(|| config.staging_dataset(&dataset));
+        let mut client = Self {
+            rt,
+            con: None,
+            config,
+            dataset,
+            staging,
+            schema: None,
+            schema_json: None,
+            plan: None,
+            in_transaction: false,
+            load_started: false,
+            created: BTreeSet::new(),
+            server_version: 0,
+        };
+        client.connect()?;
+        Ok(client)
+    }
+
+    /// Where the data goes, for load info: the connection string without the password.
+    pub fn location(&self) -> String {
+        self.config.credentials.redacted()
+    }
+
+    fn connect(&mut self) -> Result<()> {
+        if self.con.is_none() {
+            let con = self.rt.block_on(sluice_sql::connect::postgres::connect(
+                &self.config.credentials,
+                SESSION,
+            ))?;
+            self.server_version = con.server_version_num().unwrap_or(0);
+            self.con = Some(con);
+            self.in_transaction = false;
+            self.load_started = false;
+            self.created.clear();
+        }
+        Ok(())
+    }
+
+    /// The error of a failed statement, with the connection dropped if it is gone.
+    fn fail(&mut self, context: impl std::fmt::Display, e: sqlx::Error) -> Error {
+        let target = self.config.credentials.redacted();
+        if connection_lost(&e) {
+            self.con = None;
+            self.in_transaction = false;
+            self.load_started = false;
+            self.created.clear();
+            return Error::network(format!(
+                "{context}: the connection to {target} was lost: {e}\nhint: nothing of this load package was committed; sluice retries it, and the next run loads it again"
+            ))
+            .retryable();
+        }
+        match &e {
+            sqlx::Error::Database(d) => {
+                let pg = d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>();
+                let code = d.code().map(|c| c.to_string()).unwrap_or_default();
+                let mut msg = format!("{context}: {} (SQLSTATE {code})", d.message());
+                if let Some(pg) = pg {
+                    if let Some(detail) = pg.detail() {
+                        msg.push_str(&format!("\ndetail: {detail}"));
+                    }
+                    if let Some(w) = pg.r#where() {
+                        msg.push_str(&format!("\nwhere: {w}"));
+                    }
+                }
+                let hint = match code.as_str() {
+                    "22001" => Some("a value is longer than its column allows (varchar(n) from a precision hint); widen or drop the hint"),
+                    "22003" => Some("a number is out of its column's range (a precision or scale hint); widen the column's type"),
+                    "22P02" | "22007" | "22008" => Some("a value does not fit its column's type; check the column's data_type hint"),
+                    "22021" => Some("PostgreSQL text cannot hold NUL (\\u0000) characters; remove them in the source or load the column as binary"),
+                    "23505" => Some("a UNIQUE constraint was violated; the table already holds a row with this key"),
+                    "23502" => Some("a NOT NULL column got NULL; check the column's nullable hint"),
+                    "42501" => Some("the user lacks a privilege; grant it CREATE on the database and USAGE, CREATE on the dataset's schema"),
+                    "53100" => Some("the server's disk is full; free space, then run again: the package is still pending"),
+                    "0A000" if context.to_string().contains("MERGE") => Some("merge strategy upsert needs PostgreSQL 15 or newer; use delete-insert"),
+                    _ => None,
+                };
+                if let Some(h) = hint {
+                    msg.push_str(&format!("\nhint: {h}"));
+                }
+                let retryable = code.starts_with("40")
+                    || code.starts_with("53")
+                    || code == "55P03"
+                    || code == "57014";
+                let err = Error::destination(msg);
+                if retryable {
+                    err.retryable()
+                } else {
+                    err
+                }
+            }
+            other => Error::destination(format!("{context}: {other}")),
+        }
+    }
+
+    fn exec(&mut self, sql: &str) -> Result<()> {
+        tracing::debug!(target: "sluice::postgres", "{sql}");
+        self.connect()?;
+        let Self { rt, con, .. } = self;
+        let Some(con) = con.as_mut() else {
+            return Err(Error::internal("no connection"));
+        };
+        let r = rt.block_on(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(con));
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.fail(format!("postgres failed to run `{}`", truncate(sql)), e)),
+        }
+    }
+
+    /// Runs a query with text parameters and returns its rows.
+    fn fetch(&mut self, what: &str, sql: &str, params: &[&str]) -> Result<Vec<PgRow>> {
+        tracing::debug!(target: "sluice::postgres", "{sql}");
+        self.connect()?;
+        let Self { rt, con, .. } = self;
+        let Some(con) = con.as_mut() else {
+            return Err(Error::internal("no connection"));
+        };
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
+        for p in params {
+            q = q.bind(*p);
+        }
+        let r = rt.block_on(q.fetch_all(con));
+        r.map_err(|e| self.fail(what, e))
+    }
+
+    fn begin(&mut self) -> Result<()> {
+        if !self.in_transaction {
+            self.exec("BEGIN")?;
+            self.in_transaction = true;
+            self.load_started = false;
+            self.created.clear();
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        if self.in_transaction {
+            self.exec("COMMIT")?;
+            self.in_transaction = false;
+            self.load_started = false;
+            self.created.clear();
+        }
+        Ok(())
+    }
+
+    fn rollback(&mut self) {
+        if self.in_transaction {
+            if self.exec("ROLLBACK").is_err() {
+                self.con = None;
+            }
+            self.in_transaction = false;
+            self.load_started = false;
+            self.created.clear();
+        }
+    }
+
+    /// Ends a transaction that holds only schema changes (of a package that turned out to be
+    /// loaded already); a transaction with a load in it is rolled back.
+    fn settle(&mut self) -> Result<()> {
+        if self.in_transaction && !self.load_started {
+            self.commit()
+        } else {
+            self.rollback();
+            Ok(())
+        }
+    }
+
+    fn table_exists(&mut self, dataset: &str, table: &str) -> Result<bool> {
+        let rows = self.fetch(
+            "cannot look up a table",
+            "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+            &[dataset, table],
+        )?;
+        Ok(!rows.is_empty())
+    }
+
+    fn existing_columns(&mut self, dataset: &str) -> Result<BTreeMap<String, BTreeSet<String>>> {
+        let rows = self.fetch(
+            "cannot read the catalog",
+            "SELECT c.relname::text, a.attname::text FROM pg_catalog.pg_attribute a \
+             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped",
+            &[dataset],
+        )?;
+        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for r in rows {
+            let t: String = r.try_get(0).unwrap_or_default();
+            let c: String = r.try_get(1).unwrap_or_default();
+            out.entry(t).or_default().insert(c);
+        }
+        Ok(out)
+    }
+
+    fn create_schema(&mut self, dataset: &str) -> Result<()> {
+        self.exec(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote(dataset)))
+    }
+
+    /// Creates missing tables and columns of `tables` in `dataset`. Staging tables are
+    /// `UNLOGGED` unless they will be swapped in (`staging-optimized` replace).
+    fn sync_tables(
+        &mut self,
+        dataset: &str,
+        tables: &[Table],
+        staging: Staging,
+        update: &mut SchemaUpdate,
+    ) -> Result<()> {
+        self.create_schema(dataset)?;
+        let existing = self.existing_columns(dataset)?;
+        for t in tables {
+            let cols = jobs::complete_columns(t);
+            if cols.is_empty() {
+                continue;
+            }
+            match existing.get(&t.name) {
+                None => {
+                    let unlogged = staging == Staging::Unlogged;
+                    self.exec(&jobs::create_table(&Postgres, dataset, t, unlogged)?)?;
+                    if staging == Staging::No {
+                        self.created.insert(t.name.clone());
+                    }
+                    update.created_tables.insert(
+                        t.name.clone(),
+                        cols.iter().map(|c| c.name.clone()).collect(),
+                    );
+                }
+                Some(have) => {
+                    for c in cols {
+                        if !have.contains(&c.name) {
+                            self.exec(&jobs::add_column(&Postgres, dataset, &t.name, c)?)?;
+                            update
+                                .added_columns
+                                .entry(t.name.clone())
+                                .or_default()
+                                .push(c.name.clone());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn schema(&self) -> Result<&Schema> {
+        self.schema
+            .as_ref()
+            .ok_or_else(|| Error::internal("the load started before the schema was stored"))
+    }
+
+    /// Brings the dataset in line with the schema in the open transaction and stores the
+    /// schema's version row if it is new.
+    fn apply_schema(
+        &mut self,
+        schema_json: &str,
+        only: Option<&[String]>,
+    ) -> Result<SchemaUpdate> {
+        let schema = self.schema()?.clone();
+        let tables: Vec<Table> = schema
+            .tables
+            .values()
+            .filter(|t| only.is_none_or(|o| o.contains(&t.name)))
+            .cloned()
+            .collect();
+        let mut update = SchemaUpdate::default();
+        let dataset = self.dataset.clone();
+        self.sync_tables(&dataset, &tables, Staging::No, &mut update)?;
+        let version = qualified(&self.dataset, "_dlt_version");
+        let found = self.fetch(
+            "cannot read _dlt_version",
+            &format!("SELECT 1 FROM {version} WHERE version_hash = $1"),
+            &[&schema.version_hash],
+        )?;
+        if found.is_empty() {
+            let now = chrono::Utc::now()
+                .format("%Y-%m-%d %H:%M:%S%.6f+00")
+                .to_string();
+            let sql = format!(
+                "INSERT INTO {version} (version, engine_version, inserted_at, schema_name, version_hash, schema) VALUES ($1::text::bigint, $2::text::bigint, $3::timestamptz, $4, $5, $6)"
+            );
+            self.fetch(
+                "cannot store the schema version",
+                &sql,
+                &[
+                    &schema.version.to_string(),
+                    &schema.engine_version.to_string(),
+                    &now,
+                    &schema.name,
+                    &schema.version_hash,
+                    schema_json,
+                ],
+            )?;
+            update.stored_version = true;
+        }
+        Ok(update)
+    }
+
+    /// Root tables touched by the plan (with jobs, or listed as loaded without rows).
+    fn plan_roots(&self) -> Result<Vec<String>> {
+        let schema = self.schema()?;
+        let mut roots: Vec<String> = Vec::new();
+        if let Some(plan) = &self.plan {
+            let listed = plan
+                .extra
+                .get("root_tables")
+                .and_then(serde_json::Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(serde_json::Value::as_str)
+                        .map(String::from)
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            for t in plan.jobs.iter().map(|j| j.table_name.clone()).chain(listed) {
+                let root = schema.root_of(&t).to_string();
+                if !roots.contains(&root) {
+                    roots.push(root);
+                }
+            }
+        }
+        Ok(roots)
+    }
+
+    /// Whether rows of the chain rooted at `root` go through the staging dataset.
+    fn uses_staging(&self, root: &str) -> Result<bool> {
+        Ok(match self.schema()?.write_disposition_of(root) {
+            WriteDisposition::Merge => true,
+            WriteDisposition::Replace => {
+                self.config.replace_strategy != ReplaceStrategy::TruncateAndInsert
+            }
+            _ => false,
+        })
+    }
+
+    /// Streams `data` into `dataset.table` with binary COPY.
+    fn copy(
+        &mut self,
+        dataset: &str,
+        table: &str,
+        data: BatchReader,
+        cancel: &CancelToken,
+    ) -> Result<u64> {
+        let t = self
+            .schema()?
+            .tables
+            .get(table)
+            .cloned()
+            .ok_or_else(|| {
+                Error::schema(format!("the schema has no table `{table}` to load into"))
+            })?;
+        let encoder = Encoder::new(&t, &data.schema())?;
+        let statement = format!(
+            "COPY {} ({}) FROM STDIN (FORMAT binary)",
+            qualified(dataset, table),
+            encoder.column_list()
+        );
+        tracing::debug!(target: "sluice::postgres", "{statement}");
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>>>(AHEAD);
+        let producer_cancel = cancel.clone();
+        let producer = std::thread::Builder::new()
+            .name("sluice-pg-copy".into())
+            .spawn(move || {
+                let mut buf = Vec::with_capacity(CHUNK + CHUNK / 4);
+                buf.extend_from_slice(HEADER);
+                let step = (|| {
+                    for batch in data {
+                        producer_cancel.check()?;
+                        let batch = batch.map_err(Error::from)?;
+                        encoder.encode(&batch, &mut buf)?;
+                        if buf.len() >= CHUNK {
+                            let full = std::mem::replace(
+                                &mut buf,
+                                Vec::with_capacity(CHUNK + CHUNK / 4),
+                            );
+                            if tx.blocking_send(Ok(full)).is_err() {
+                                return Ok(()); // the COPY stopped; its error is reported
+                            }
+                        }
+                    }
+                    buf.extend_from_slice(TRAILER);
+                    let _ = tx.blocking_send(Ok(std::mem::take(&mut buf)));
+                    Ok(())
+                })();
+                if let Err(e) = step {
+                    let _ = tx.blocking_send(Err(e));
+                }
+            })
+            .map_err(|e| Error::internal(format!("cannot start the COPY thread: {e}")))?;
+        self.connect()?;
+        let Self { rt, con, .. } = self;
+        let Some(con) = con.as_mut() else {
+            return Err(Error::internal("no connection"));
+        };
+        let result: std::result::Result<u64, CopyError> = rt.block_on(async {
+            let mut copy = con.copy_in_raw(&statement).await?;
+            while let Some(chunk) = rx.recv().await {
+                match chunk {
+                    Ok(bytes) => {
+                        copy.send(bytes).await?;
+                    }
+                    Err(e) => {
+                        let _ = copy.abort(e.message.clone()).await;
+                        return Err(CopyError::Data(e));
+                    }
+                }
+            }
+            Ok(copy.finish().await?)
+        });
+        drop(rx);
+        let _ = producer.join();
+        match result {
+            Ok(rows) => Ok(rows),
+            Err(CopyError::Data(e)) => Err(e),
+            Err(CopyError::Db(e)) => Err(self.fail(
+                format!("cannot load table `{table}` with COPY"),
+                e,
+            )),
+        }
+    }
+
+    /// The statements of `replace` with `staging-optimized`: the staging table takes the
+    /// table's place (dlt's PostgresStagingReplaceJob), and an empty staging table is made
+    /// again.
+    fn staging_optimized(&mut self, chain: &[&Table]) -> Vec<String> {
+        let mut out = Vec::new();
+        for t in chain {
+            let d = qualified(&self.dataset, &t.name);
+            let s = qualified(&self.staging, &t.name);
+            out.push(format!("DROP TABLE IF EXISTS {d}"));
+            out.push(format!(
+                "ALTER TABLE {s} SET SCHEMA {}",
+                quote(&self.dataset)
+            ));
+            // a staging table made by a merge is unlogged: the swapped-in table must not be
+            // (a no-op for the logged staging tables this strategy creates)
+            out.push(format!("ALTER TABLE {d} SET LOGGED"));
+            out.push(format!("CREATE TABLE {s} (LIKE {d} INCLUDING ALL)"));
+            self.created.insert(t.name.clone());
+        }
+        out
+    }
+
+    /// UNIQUE constraints of the tables this transaction created, added after their data.
+    fn unique_constraints(&self) -> Result<Vec<String>> {
+        if !self.config.create_indexes {
+            return Ok(Vec::new());
+        }
+        let schema = self.schema()?;
+        let mut out = Vec::new();
+        for name in &self.created {
+            let Some(t) = schema.tables.get(name) else {
+                continue;
+            };
+            for c in jobs::complete_columns(t) {
+                if c.unique == Some(true) {
+                    out.push(format!(
+                        "ALTER TABLE {} ADD UNIQUE ({})",
+                        qualified(&self.dataset, name),
+                        quote(&c.name)
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn complete(&mut self, load_id: &str, completion: &LoadCompletion) -> Result<()> {
+        let schema = self.schema()?.clone();
+        let suffix: String = format!("{:08x}", rand::random::<u32>());
+        for root in self.plan_roots()? {
+            let chain = jobs::chain(&schema, &root);
+            if chain.is_empty() || !self.uses_staging(&root)? {
+                continue;
+            }
+            let disposition = schema.write_disposition_of(&root);
+            let statements = if disposition == WriteDisposition::Replace
+                && self.config.replace_strategy == ReplaceStrategy::StagingOptimized
+            {
+                self.staging_optimized(&chain)
+            } else {
+                if disposition == WriteDisposition::Merge
+                    && chain[0].merge_strategy() == Some(MergeStrategy::Upsert)
+                    && self.server_version < 150_000
+                {
+                    return Err(Error::unsupported(format!(
+                        "table `{root}`: merge strategy `upsert` needs PostgreSQL 15 or newer (MERGE); the server is {}\nhint: use the delete-insert strategy",
+                        self.server_version
+                    )));
+                }
+                let followup = Followup {
+                    dialect: &Postgres,
+                    dataset: &self.dataset,
+                    staging: &self.staging,
+                    temp_suffix: &suffix,
+                };
+                let boundary = jobs::scd2_boundary(chain[0], completion);
+                followup.statements(&chain, disposition, &boundary)
+            };
+            for s in statements {
+                self.exec(&s)?;
+            }
+        }
+        for s in self.unique_constraints()? {
+            self.exec(&s)?;
+        }
+        if let Some(state) = &completion.state {
+            let id: [u8; 10] = rand::random();
+            let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+            let sql = format!(
+                "INSERT INTO {} (version, engine_version, pipeline_name, state, created_at, version_hash, _dlt_load_id, _dlt_id) VALUES ($1::text::bigint, $2::text::bigint, $3, $4, $5::timestamptz, $6, $7, $8)",
+                qualified(&self.dataset, "_dlt_pipeline_state")
+            );
+            let version = state.version.to_string();
+            let engine = state.engine_version.to_string();
+            self.fetch_opt(
+                "cannot store the pipeline state",
+                &sql,
+                &[
+                    Some(&version),
+                    Some(&engine),
+                    Some(&state.pipeline_name),
+                    Some(&state.state),
+                    Some(&state.created_at),
+                    state.version_hash.as_deref(),
+                    Some(load_id),
+                    Some(&id),
+                ],
+            )?;
+        }
+        let sql = format!(
+            "INSERT INTO {} (load_id, schema_name, status, inserted_at, schema_version_hash) VALUES ($1, $2, 0, $3::timestamptz, $4)",
+            qualified(&self.dataset, "_dlt_loads")
+        );
+        self.fetch(
+            "cannot record the load in _dlt_loads",
+            &sql,
+            &[
+                load_id,
+                &completion.schema_name,
+                &completion.inserted_at,
+                &completion.schema_version_hash,
+            ],
+        )?;
+        self.commit()
+    }
+
+    /// [`Self::fetch`] with optional (NULL) parameters.
+    fn fetch_opt(&mut self, what: &str, sql: &str, params: &[Option<&str>]) -> Result<Vec<PgRow>> {
+        tracing::debug!(target: "sluice::postgres", "{sql}");
+        self.connect()?;
+        let Self { rt, con, .. } = self;
+        let Some(con) = con.as_mut() else {
+            return Err(Error::internal("no connection"));
+        };
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
+        for p in params {
+            q = q.bind(*p);
+        }
+        let r = rt.block_on(q.fetch_all(con));
+        r.map_err(|e| self.fail(what, e))
+    }
+}
+
+impl Drop for PostgresClient {
+    fn drop(&mut self) {
+        self.rollback();
+    }
+}
+
+/// A text cell of a row read with the simple query protocol.
+fn text_cell(row: &PgRow, i: usize) -> Option<String> {
+    let v = row.try_get_raw(i).ok()?;
+    if v.is_null() {
+        return None;
+    }
+    v.as_str().ok().map(String::from)
+}
+
+impl DestinationClient for PostgresClient {
+    fn initialize_storage(&mut self) -> Result<()> {
+        self.settle()?;
+        let dataset = self.dataset.clone();
+        self.create_schema(&dataset)
+    }
+
+    fn is_storage_initialized(&mut self) -> Result<bool> {
+        let dataset = self.dataset.clone();
+        let rows = self.fetch(
+            "cannot read the catalog",
+            "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
+            &[&dataset],
+        )?;
+        Ok(!rows.is_empty())
+    }
+
+    fn drop_storage(&mut self) -> Result<()> {
+        self.rollback();
+        for ds in [self.dataset.clone(), self.staging.clone()] {
+            self.exec(&format!("DROP SCHEMA IF EXISTS {} CASCADE", quote(&ds)))?;
+        }
+        Ok(())
+    }
+
+    fn get_stored_schema(&mut self, schema_name: &str) -> Result<Option<StoredSchema>> {
+        let dataset = self.dataset.clone();
+        if !self.table_exists(&dataset, "_dlt_version")? {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT version::text, engine_version::text, inserted_at::text, schema_name, version_hash, schema FROM {} WHERE schema_name = $1 ORDER BY inserted_at DESC, version DESC LIMIT 1",
+            qualified(&dataset, "_dlt_version")
+        );
+        let rows = self.fetch("cannot read _dlt_version", &sql, &[schema_name])?;
+        let Some(r) = rows.first() else {
+            return Ok(None);
+        };
+        let text = |i: usize| r.try_get::<Option<String>, _>(i).ok().flatten().unwrap_or_default();
+        Ok(Some(StoredSchema {
+            version: text(0).parse().unwrap_or(0),
+            engine_version: text(1).parse().unwrap_or(0),
+            inserted_at: text(2),
+            schema_name: text(3),
+            version_hash: text(4),
+            schema: text(5),
+        }))
+    }
+
+    fn get_stored_state(&mut self, pipeline_name: &str) -> Result<Option<StoredState>> {
+        let dataset = self.dataset.clone();
+        if !self.table_exists(&dataset, "_dlt_pipeline_state")?
+            || !self.table_exists(&dataset, "_dlt_loads")?
+        {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT s.version::text, s.engine_version::text, s.pipeline_name, s.state, s.created_at::text, s.version_hash, s._dlt_load_id FROM {} AS s JOIN {} AS l ON l.load_id = s._dlt_load_id WHERE s.pipeline_name = $1 AND l.status = 0 ORDER BY l.load_id DESC LIMIT 1",
+            qualified(&dataset, "_dlt_pipeline_state"),
+            qualified(&dataset, "_dlt_loads")
+        );
+        let rows = self.fetch("cannot read the pipeline state", &sql, &[pipeline_name])?;
+        let Some(r) = rows.first() else {
+            return Ok(None);
+        };
+        let text = |i: usize| r.try_get::<Option<String>, _>(i).ok().flatten();
+        Ok(Some(StoredState {
+            version: text(0).and_then(|v| v.parse().ok()).unwrap_or(0),
+            engine_version: text(1).and_then(|v| v.parse().ok()).unwrap_or(0),
+            pipeline_name: text(2).unwrap_or_default(),
+            state: text(3).unwrap_or_default(),
+            created_at: text(4).unwrap_or_default(),
+            version_hash: text(5),
+            load_id: text(6).unwrap_or_default(),
+        }))
+    }
+
+    fn update_stored_schema(
+        &mut self,
+        schema: &Schema,
+        schema_json: &str,
+        request: &SchemaUpdateRequest,
+    ) -> Result<SchemaUpdate> {
+        self.settle()?;
+        self.schema = Some(schema.clone());
+        self.begin()?;
+        let result = self.apply_schema(schema_json, request.only_tables.as_deref());
+        match result {
+            Ok(update) => {
+                // kept open: the load of this package commits it (start_load continues it)
+                self.schema_json = Some(schema_json.to_string());
+                Ok(update)
+            }
+            Err(e) => {
+                self.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    fn start_load(&mut self, load_id: &str, plan: &LoadPlan) -> Result<()> {
+        self.plan = Some(plan.clone());
+        let result = (|| {
+            if !self.in_transaction || self.load_started {
+                // a retry: the schema changes were rolled back with the failed attempt
+                self.rollback();
+                self.begin()?;
+                let json = self.schema_json.clone().unwrap_or_default();
+                self.apply_schema(&json, None)?;
+            }
+            self.load_started = true;
+            let schema = self.schema()?.clone();
+            let staging = self.staging.clone();
+            let dataset = self.dataset.clone();
+            let mut staging_update = SchemaUpdate::default();
+            let mut empty: Vec<String> = Vec::new();
+            for root in self.plan_roots()? {
+                let chain: Vec<Table> = jobs::chain(&schema, &root).into_iter().cloned().collect();
+                if self.uses_staging(&root)? {
+                    let swapped = schema.write_disposition_of(&root) == WriteDisposition::Replace
+                        && self.config.replace_strategy == ReplaceStrategy::StagingOptimized;
+                    let kind = if swapped { Staging::Logged } else { Staging::Unlogged };
+                    self.sync_tables(&staging, &chain, kind, &mut staging_update)?;
+                    empty.extend(chain.iter().map(|t| qualified(&staging, &t.name)));
+                } else if schema.write_disposition_of(&root) == WriteDisposition::Replace {
+                    empty.extend(chain.iter().map(|t| qualified(&dataset, &t.name)));
+                }
+            }
+            if !empty.is_empty() {
+                self.exec(&format!("TRUNCATE {}", empty.join(", ")))?;
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            self.rollback();
+        }
+        tracing::debug!(target: "sluice::postgres", load_id, "load started");
+        result
+    }
+
+    fn write_table(
+        &mut self,
+        _load_id: &str,
+        job: &LoadJob,
+        data: BatchReader,
+        cancel: &CancelToken,
+    ) -> Result<JobReport> {
+        cancel.check()?;
+        if !self.load_started {
+            return Err(Error::internal(
+                "a job was loaded outside start_load/complete_load",
+            ));
+        }
+        let root = self.schema()?.root_of(&job.table_name).to_string();
+        let dataset = if self.uses_staging(&root)? {
+            self.staging.clone()
+        } else {
+            self.dataset.clone()
+        };
+        let rows = match self.copy(&dataset, &job.table_name, data, cancel) {
+            Ok(rows) => rows,
+            Err(e) => {
+                self.rollback();
+                return Err(e);
+            }
+        };
+        Ok(JobReport {
+            rows,
+            ..Default::default()
+        })
+    }
+
+    fn load_file(
+        &mut self,
+        load_id: &str,
+        job: &LoadJob,
+        path: &Path,
+        cancel: &CancelToken,
+    ) -> Result<JobReport> {
+        let file = std::fs::File::open(path)
+            .map_err(|e| Error::io(format!("cannot open the load file `{}`: {e}", path.display())))?;
+        let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|b| b.with_batch_size(BATCH_ROWS).build())
+            .map_err(|e| {
+                Error::data(format!(
+                    "cannot read the load file `{}`: {e}",
+                    path.display()
+                ))
+            })?;
+        let mut report = self.write_table(load_id, job, Box::new(reader), cancel)?;
+        report.bytes = bytes;
+        Ok(report)
+    }
+
+    fn complete_load(&mut self, load_id: &str, completion: &LoadCompletion) -> Result<()> {
+        if !self.load_started {
+            return Err(Error::internal("complete_load without start_load"));
+        }
+        let result = self.complete(load_id, completion);
+        if result.is_err() {
+            self.rollback();
+        }
+        result
+    }
+
+    fn is_load_completed(&mut self, load_id: &str) -> Result<bool> {
+        let dataset = self.dataset.clone();
+        if !self.table_exists(&dataset, "_dlt_loads")? {
+            return Ok(false);
+        }
+        let sql = format!(
+            "SELECT 1 FROM {} WHERE load_id = $1",
+            qualified(&dataset, "_dlt_loads")
+        );
+        Ok(!self.fetch("cannot read _dlt_loads", &sql, &[load_id])?.is_empty())
+    }
+
+    fn drop_tables(&mut self, request: &DropTablesRequest) -> Result<()> {
+        self.settle()?;
+        for t in &request.tables {
+            self.exec(&format!(
+                "DROP TABLE IF EXISTS {}",
+                qualified(&self.dataset, t)
+            ))?;
+            if request.staging {
+                self.exec(&format!(
+                    "DROP TABLE IF EXISTS {}",
+                    qualified(&self.staging, t)
+                ))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn query(&mut self, sql: &str, _cancel: &CancelToken) -> Result<BatchStream> {
+        self.settle()?;
+        // the simple query protocol returns every value as text; numbers and booleans are
+        // typed back, the rest stays text
+        self.connect()?;
+        let Self { rt, con, .. } = self;
+        let Some(con) = con.as_mut() else {
+            return Err(Error::internal("no connection"));
+        };
+        let r = rt.block_on(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).fetch_all(con));
+        let rows = r.map_err(|e| self.fail("query failed", e))?;
+        let names: Vec<(String, String)> = rows
+            .first()
+            .map(|r| {
+                r.columns()
+                    .iter()
+                    .map(|c| (c.name().to_string(), c.type_info().name().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut fields = Vec::new();
+        let mut arrays: Vec<ArrayRef> = Vec::new();
+        for (i, (name, ty)) in names.iter().enumerate() {
+            let cells = rows.iter().map(|r| text_cell(r, i));
+            let (t, a): (ArrowType, ArrayRef) = match ty.as_str() {
+                "INT2" | "INT4" | "INT8" => (
+                    ArrowType::Int64,
+                    Arc::new(arrow_array::Int64Array::from_iter(
+                        cells.map(|c| c.and_then(|v| v.parse::<i64>().ok())),
+                    )),
+                ),
+                "FLOAT4" | "FLOAT8" => (
+                    ArrowType::Float64,
+                    Arc::new(arrow_array::Float64Array::from_iter(
+                        cells.map(|c| c.and_then(|v| v.parse::<f64>().ok())),
+                    )),
+                ),
+                "BOOL" => (
+                    ArrowType::Boolean,
+                    Arc::new(arrow_array::BooleanArray::from_iter(
+                        cells.map(|c| c.map(|v| v == "t")),
+                    )),
+                ),
+                _ => (
+                    ArrowType::Utf8,
+                    Arc::new(arrow_array::StringArray::from_iter(cells)),
+                ),
+            };
+            fields.push(Field::new(name, t, true));
+            arrays.push(a);
+        }
+        let schema = Arc::new(ArrowSchema::new(fields));
+        let batches: Vec<Result<RecordBatch>> = if arrays.is_empty() {
+            Vec::new()
+        } else {
+            vec![RecordBatch::try_new(schema.clone(), arrays).map_err(Error::from)]
+        };
+        Ok(BatchStream::from_batches(schema, batches, None))
+    }
+}
