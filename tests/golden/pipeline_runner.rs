@@ -1,7 +1,15 @@
-//! Runs a golden case end to end: real pipelines through the DuckDB destination plugin (the
-//! loaded `.so`), then compares the whole dataset with dlt's after every run: tables, columns
-//! with DuckDB types and nullability, rows (placeholders bound consistently across the case),
-//! the decoded pipeline state rows, `state.sources`, and which step failed.
+//! Runs a golden case end to end: real pipelines through a destination plugin (the loaded
+//! `.so`: DuckDB, or PostgreSQL on the machine's server), then compares the whole dataset with
+//! dlt's after every run: tables, columns with their types and nullability, rows (placeholders
+//! bound consistently across the case), the decoded pipeline state rows, `state.sources`, the
+//! load info text, and which step failed.
+//!
+//! dlt's cases were recorded on DuckDB. On PostgreSQL the expectations are translated, not
+//! loosened: DuckDB's type names become PostgreSQL's (`VARCHAR` -> `character varying`, `JSON`
+//! -> `jsonb`, ...), JSON cells compare as JSON (jsonb reorders keys), the load info names the
+//! postgres destination and its location, and the state's `destination_type` is
+//! `dlt.destinations.postgres` (so the state's hash is a different, but still consistent,
+//! value).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,9 +18,53 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use sluice::naming::NamingKind;
 use sluice::pipeline::{state::decompress_state, CodeSource, Pipeline, Resource, RunOptions};
-use sluice_destination_duckdb::duckdb;
 use sluice_registry::{Registry, SearchPath};
 use sluice_tests::compare::{match_rows, Bindings};
+use sluice_tests::{duckdb_dump, pg_dump, pg_exec, pg_url};
+
+/// Where a case is loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// A fresh DuckDB file.
+    DuckDb,
+    /// Schema `golden` of the test PostgreSQL server (dropped before each case).
+    Postgres,
+}
+
+impl Target {
+    /// The destination plugin's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::DuckDb => "duckdb",
+            Target::Postgres => "postgres",
+        }
+    }
+}
+
+/// PostgreSQL's type (as `format_type` prints it) of a DuckDB type in dlt's expectations.
+fn pg_type_of(duck: &str) -> String {
+    match duck {
+        "VARCHAR" => "character varying".into(),
+        "BIGINT" => "bigint".into(),
+        "INTEGER" => "integer".into(),
+        "SMALLINT" | "TINYINT" => "smallint".into(),
+        "DOUBLE" => "double precision".into(),
+        "BOOLEAN" => "boolean".into(),
+        "TIMESTAMP WITH TIME ZONE" => "timestamp with time zone".into(),
+        "TIMESTAMP" => "timestamp without time zone".into(),
+        "DATE" => "date".into(),
+        "TIME" => "time without time zone".into(),
+        "JSON" => "jsonb".into(),
+        "BLOB" => "bytea".into(),
+        other => match other
+            .strip_prefix("DECIMAL(")
+            .and_then(|r| r.strip_suffix(')'))
+        {
+            Some(ps) => format!("numeric({ps})"),
+            None => other.to_lowercase(),
+        },
+    }
+}
 
 use crate::normalize_runner::descriptor_of;
 
@@ -33,92 +85,6 @@ pub fn plugin_dir() -> PathBuf {
         .unwrap_or_default()
 }
 
-const NATIVE: [&str; 8] = [
-    "BIGINT", "INTEGER", "SMALLINT", "TINYINT", "DOUBLE", "BOOLEAN", "VARCHAR", "HUGEINT",
-];
-
-fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-fn duck_value(v: duckdb::types::Value) -> Value {
-    use duckdb::types::Value as D;
-    match v {
-        D::Null => Value::Null,
-        D::Boolean(b) => json!(b),
-        D::TinyInt(i) => json!(i),
-        D::SmallInt(i) => json!(i),
-        D::Int(i) => json!(i),
-        D::BigInt(i) => json!(i),
-        D::HugeInt(i) => json!(i as f64),
-        D::Float(f) => json!(f),
-        D::Double(f) => json!(f),
-        D::Text(s) => json!(s),
-        other => json!(format!("{other:?}")),
-    }
-}
-
-type Dump = BTreeMap<String, (Vec<(String, String, bool)>, Vec<BTreeMap<String, Value>>)>;
-
-/// Reads every table of dataset `golden` the way the golden generator does.
-fn dump(db: &Path) -> Result<Dump, String> {
-    let mut out = Dump::new();
-    if !db.exists() {
-        return Ok(out);
-    }
-    let con = duckdb::Connection::open(db).map_err(|e| format!("open {}: {e}", db.display()))?;
-    let tables: Vec<String> = {
-        let mut st = con
-            .prepare("SELECT table_name FROM information_schema.tables WHERE table_schema = 'golden' ORDER BY table_name")
-            .map_err(|e| e.to_string())?;
-        let rows = st
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(|e| e.to_string())?;
-        rows.filter_map(|r| r.ok()).collect()
-    };
-    for t in tables {
-        let cols: Vec<(String, String, bool)> = {
-            let mut st = con
-                .prepare("SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_schema = 'golden' AND table_name = ? ORDER BY ordinal_position")
-                .map_err(|e| e.to_string())?;
-            let rows = st
-                .query_map([&t], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)? == "YES",
-                    ))
-                })
-                .map_err(|e| e.to_string())?;
-            rows.filter_map(|r| r.ok()).collect()
-        };
-        let select: Vec<String> = cols
-            .iter()
-            .map(|(n, ty, _)| {
-                if NATIVE.contains(&ty.to_uppercase().as_str()) {
-                    quote(n)
-                } else {
-                    format!("CAST({} AS VARCHAR)", quote(n))
-                }
-            })
-            .collect();
-        let sql = format!("SELECT {} FROM \"golden\".{}", select.join(", "), quote(&t));
-        let mut st = con.prepare(&sql).map_err(|e| format!("{sql}: {e}"))?;
-        let mut rows = st.query([]).map_err(|e| e.to_string())?;
-        let mut data = Vec::new();
-        while let Some(r) = rows.next().map_err(|e| e.to_string())? {
-            let mut m = BTreeMap::new();
-            for (i, (n, _, _)) in cols.iter().enumerate() {
-                let v: duckdb::types::Value = r.get(i).map_err(|e| e.to_string())?;
-                m.insert(n.clone(), duck_value(v));
-            }
-            data.push(m);
-        }
-        out.insert(t, (cols, data));
-    }
-    Ok(out)
-}
-
 fn expected_rows(t: &Value) -> Vec<BTreeMap<String, Value>> {
     t["rows"]
         .as_array()
@@ -131,7 +97,7 @@ fn expected_rows(t: &Value) -> Vec<BTreeMap<String, Value>> {
 }
 
 /// Runs one case end to end.
-pub fn run_case(dir: &Path) -> Result<String, String> {
+pub fn run_case(dir: &Path, target: Target) -> Result<String, String> {
     let case = dir
         .file_name()
         .and_then(|n| n.to_str())
@@ -141,7 +107,13 @@ pub fn run_case(dir: &Path) -> Result<String, String> {
     let expected = read_json(&dir.join("expected.json"))?;
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let db = tmp.path().join("dest.duckdb");
-    let mut config = json!({ "credentials": db.display().to_string() });
+    let (mut config, secrets) = match target {
+        Target::DuckDb => (json!({ "credentials": db.display().to_string() }), json!({})),
+        Target::Postgres => {
+            pg_exec("DROP SCHEMA IF EXISTS golden CASCADE; DROP SCHEMA IF EXISTS golden_staging CASCADE");
+            (json!({}), json!({ "credentials": pg_url() }))
+        }
+    };
     let mut naming = NamingKind::SnakeCase;
     if let Some(env) = input.get("env").and_then(Value::as_object) {
         for (k, v) in env {
@@ -162,8 +134,8 @@ pub fn run_case(dir: &Path) -> Result<String, String> {
     let registry = Registry::new(SearchPath::from_dirs([plugin_dir()]));
     let pipeline_name = format!("golden_{case}");
     let mut pipeline = Pipeline::builder(&pipeline_name)
-        .destination("duckdb")
-        .destination_config(config, json!({}))
+        .destination(target.name())
+        .destination_config(config, secrets)
         .registry(registry)
         .dataset_name("golden")
         .pipelines_dir(tmp.path().join("pipelines"))
@@ -173,6 +145,14 @@ pub fn run_case(dir: &Path) -> Result<String, String> {
     let runs = input["runs"].as_array().ok_or("no runs")?;
     let exp_runs = expected["runs"].as_array().ok_or("no expected runs")?;
     let mut bindings = Bindings::default();
+    let mut hashes: BTreeMap<String, String> = BTreeMap::new();
+    let load_id_re = regex::Regex::new(r"\d{10}\.\d+").map_err(|e| e.to_string())?;
+    let duration_re = regex::Regex::new(r"finished in [^\n]*").map_err(|e| e.to_string())?;
+    // the location dlt would print: the connection string without the password
+    let location = regex::Regex::new(r"(postgresql://[^:@/]*):[^@]*@")
+        .map_err(|e| e.to_string())?
+        .replace(&pg_url(), "$1:***@")
+        .to_string();
     for (i, (run, exp)) in runs.iter().zip(exp_runs).enumerate() {
         let descriptor = descriptor_of(run)?;
         let data = run["data"].as_array().cloned().unwrap_or_default();
@@ -205,14 +185,23 @@ pub fn run_case(dir: &Path) -> Result<String, String> {
             // load_info prints like dlt's (paths and ids sanitized as the generator does)
             let text = info.to_string();
             let text = text.replace(&tmp.path().display().to_string(), "<WORKDIR>");
-            let re = regex::Regex::new(r"\d{10}\.\d+").map_err(|e| e.to_string())?;
-            let text = re.replace_all(&text, "<LOAD_ID>").to_string();
-            let re = regex::Regex::new(r"finished in [^\n]*").map_err(|e| e.to_string())?;
-            let text = re.replace_all(&text, "finished in <DURATION>").to_string();
-            let exp_text = exp
+            let text = load_id_re.replace_all(&text, "<LOAD_ID>").to_string();
+            let text = duration_re
+                .replace_all(&text, "finished in <DURATION>")
+                .to_string();
+            let mut exp_text = exp
                 .pointer("/outcome/load_info")
                 .and_then(Value::as_str)
-                .unwrap_or("");
+                .unwrap_or("")
+                .to_string();
+            if target == Target::Postgres {
+                exp_text = exp_text
+                    .replace("destination duckdb", "destination postgres")
+                    .replace(
+                        "The duckdb destination used duckdb:///<WORKDIR>/dest.duckdb location",
+                        &format!("The postgres destination used {location} location"),
+                    );
+            }
             if text != exp_text {
                 return Err(format!(
                     "run {i}: load info differs\n  expected: {exp_text:?}\n  actual:   {text:?}"
@@ -220,7 +209,10 @@ pub fn run_case(dir: &Path) -> Result<String, String> {
             }
         }
         // the dataset
-        let mut actual = dump(&db)?;
+        let mut actual = match target {
+            Target::DuckDb => duckdb_dump(&db, "golden")?,
+            Target::Postgres => pg_dump("golden"),
+        };
         let exp_tables = exp["tables"].as_object().cloned().unwrap_or_default();
         let names_exp: Vec<&String> = exp_tables.keys().collect();
         let names_act: Vec<&String> = actual.keys().collect();
@@ -236,15 +228,35 @@ pub fn run_case(dir: &Path) -> Result<String, String> {
                 .map(|c| {
                     c.iter()
                         .map(|c| {
+                            let ty = c[1].as_str().unwrap_or("");
                             (
                                 c[0].as_str().unwrap_or("").into(),
-                                c[1].as_str().unwrap_or("").into(),
+                                match target {
+                                    Target::DuckDb => ty.into(),
+                                    Target::Postgres => pg_type_of(ty),
+                                },
                                 c[2].as_bool().unwrap_or(true),
                             )
                         })
                         .collect()
                 })
                 .unwrap_or_default();
+            // dlt's load ids are varchar(64) on PostgreSQL (the precision DuckDB ignores)
+            let cols: Vec<(String, String, bool)> = cols
+                .into_iter()
+                .map(|(n, ty, null)| {
+                    let ty = match ty.as_str() {
+                        "character varying(64)"
+                            if (tname == "_dlt_loads" && n == "load_id")
+                                || (tname == "_dlt_pipeline_state" && n == "_dlt_load_id") =>
+                        {
+                            "character varying".to_string()
+                        }
+                        _ => ty,
+                    };
+                    (n, ty, null)
+                })
+                .collect();
             if exp_cols != cols {
                 return Err(format!("run {i}: columns of `{tname}` differ\n  expected: {exp_cols:?}\n  actual:   {cols:?}"));
             }
@@ -269,7 +281,11 @@ pub fn run_case(dir: &Path) -> Result<String, String> {
                     r.insert("schema".into(), json!("<full stored schema JSON omitted>"));
                 }
             }
-            match_rows(tname, &expected_rows(t), &rows, &names, &mut bindings)
+            let mut expected = expected_rows(t);
+            if target == Target::Postgres {
+                translate_rows(tname, &cols, &mut expected, &mut rows, &mut hashes);
+            }
+            match_rows(tname, &expected, &rows, &names, &mut bindings)
                 .map_err(|e| format!("run {i}: {e}"))?;
         }
         // state.sources
@@ -286,4 +302,51 @@ pub fn run_case(dir: &Path) -> Result<String, String> {
         }
     }
     Ok(String::new())
+}
+
+/// dlt's expectations as they read on PostgreSQL: JSON cells as parsed JSON on both sides
+/// (jsonb orders keys its own way), the state's destination type, and the state hashes (of a
+/// state that names another destination) as placeholders, one per distinct dlt hash.
+fn translate_rows(
+    table: &str,
+    cols: &[(String, String, bool)],
+    expected: &mut [BTreeMap<String, Value>],
+    actual: &mut [BTreeMap<String, Value>],
+    hashes: &mut BTreeMap<String, String>,
+) {
+    for (name, ty, _) in cols {
+        if ty != "jsonb" {
+            continue;
+        }
+        for r in expected.iter_mut().chain(actual.iter_mut()) {
+            if let Some(Value::String(s)) = r.get(name) {
+                if let Ok(v) = serde_json::from_str::<Value>(s) {
+                    r.insert(name.clone(), json!({ "json": v }));
+                }
+            }
+        }
+    }
+    if table != "_dlt_pipeline_state" {
+        return;
+    }
+    let mut placeholder = |h: &str| {
+        let n = hashes.len();
+        hashes
+            .entry(h.to_string())
+            .or_insert_with(|| format!("VOLATILE_x{}", 900 + n))
+            .clone()
+    };
+    for r in expected.iter_mut() {
+        if let Some(h) = r.get("version_hash").and_then(Value::as_str).map(String::from) {
+            r.insert("version_hash".into(), json!(placeholder(&h)));
+        }
+        if let Some(d) = r.get_mut("state__decoded").and_then(Value::as_object_mut) {
+            if d.get("destination_type").and_then(Value::as_str) == Some("dlt.destinations.duckdb") {
+                d.insert("destination_type".into(), json!("dlt.destinations.postgres"));
+            }
+            if let Some(h) = d.get("_version_hash").and_then(Value::as_str).map(String::from) {
+                d.insert("_version_hash".into(), json!(placeholder(&h)));
+            }
+        }
+    }
 }

@@ -1,9 +1,10 @@
 //! Reliability: a pipeline process killed with SIGKILL at random points of extract, normalize
 //! and load, then rerun, leaves the destination with exactly the expected rows (nothing lost,
 //! nothing duplicated for merge, append exactly once per package); a destination that is
-//! unavailable mid-load leaves the package pending and a rerun completes it.
+//! unavailable mid-load leaves the package pending and a rerun completes it. The kill scenarios
+//! run against DuckDB and against the machine's PostgreSQL server.
 
-use sluice_tests::plugin_dir;
+use sluice_tests::{pg_exec, pg_rows, pg_url, plugin_dir};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,6 +19,8 @@ struct Env {
     _tmp: tempfile::TempDir,
     pipelines: PathBuf,
     db: PathBuf,
+    /// The PostgreSQL dataset, when the pipeline loads into the test server instead of DuckDB.
+    pg: Option<String>,
 }
 
 impl Env {
@@ -27,18 +30,34 @@ impl Env {
             pipelines: tmp.path().join("pipelines"),
             db: tmp.path().join("dest.duckdb"),
             _tmp: tmp,
+            pg: None,
+        }
+    }
+
+    /// Loading into dataset `sluice_crash_<tag>_<pid>` of the test PostgreSQL server.
+    fn postgres(tag: &str) -> Self {
+        let dataset = format!("sluice_crash_{tag}_{}", std::process::id());
+        pg_exec(&format!(
+            "DROP SCHEMA IF EXISTS \"{dataset}\" CASCADE; DROP SCHEMA IF EXISTS \"{dataset}_staging\" CASCADE"
+        ));
+        Self {
+            pg: Some(dataset),
+            ..Self::new()
         }
     }
 
     fn command(&self, mode: &str) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_crash_child"));
-        c.arg(mode)
-            .arg(&self.pipelines)
-            .arg(&self.db)
-            .arg(plugin_dir())
-            .arg(ROWS.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        c.arg(mode).arg(&self.pipelines);
+        match &self.pg {
+            Some(_) => c.arg(pg_url()),
+            None => c.arg(&self.db),
+        };
+        c.arg(plugin_dir()).arg(ROWS.to_string());
+        if let Some(ds) = &self.pg {
+            c.arg(ds);
+        }
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
         c
     }
 
@@ -71,7 +90,19 @@ impl Env {
         !finished
     }
 
+    /// Integer results of `sql`, where `"data"` names the dataset.
     fn query(&self, sql: &str) -> Vec<Vec<i64>> {
+        if let Some(ds) = &self.pg {
+            let sql = sql.replace("\"data\"", &format!("\"{ds}\""));
+            return pg_rows(&sql)
+                .into_iter()
+                .map(|r| {
+                    r.into_iter()
+                        .map(|v| v.and_then(|v| v.parse::<f64>().ok()).map_or(0, |f| f as i64))
+                        .collect()
+                })
+                .collect();
+        }
         let con = duckdb::Connection::open(&self.db).expect("open db");
         let mut st = con.prepare(sql).expect("prepare");
         let n = st.column_count();
@@ -87,7 +118,10 @@ impl Env {
 }
 
 fn scenario(mode: &str, kills: usize, seed: u64) {
-    let env = Env::new();
+    scenario_in(Env::new(), mode, kills, seed);
+}
+
+fn scenario_in(env: Env, mode: &str, kills: usize, seed: u64) {
     // a normal run first, to learn how long a run takes
     let started = Instant::now();
     let (pending, batch) = env.run(mode);
@@ -161,7 +195,7 @@ fn scenario(mode: &str, kills: usize, seed: u64) {
             let expected_ids = (batches - 1) * (ROWS / 2) + ROWS;
             assert_eq!(rows[1] as u64, expected_ids);
             let stale = env.query(&format!(
-                "SELECT count(*) FROM \"data\".\"items\" WHERE batch <> least({last}, id // {half})",
+                "SELECT count(*) FROM \"data\".\"items\" WHERE batch <> least({last}, (id - id % {half}) / {half})",
                 last = batches - 1,
                 half = ROWS / 2
             ))[0][0];
@@ -187,6 +221,13 @@ fn sigkill_during_replace_leaves_exactly_the_last_load() {
 #[test]
 fn sigkill_during_merge_leaves_each_key_once() {
     scenario("merge", 17, 3);
+}
+
+#[test]
+fn sigkill_during_postgres_loads_loses_nothing_and_duplicates_nothing() {
+    for (k, mode) in ["append", "replace", "merge"].into_iter().enumerate() {
+        scenario_in(Env::postgres(mode), mode, 8, 10 + k as u64);
+    }
 }
 
 #[test]

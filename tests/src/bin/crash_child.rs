@@ -1,7 +1,9 @@
 //! A pipeline run in its own process, for the reliability tests (which kill it with SIGKILL
 //! at random points and then rerun it).
 //!
-//! `crash_child <mode: append|replace|merge> <pipelines dir> <duckdb file> <plugin dir> <rows>`
+//! `crash_child <mode: append|replace|merge> <pipelines dir> <duckdb file> <plugin dir> <rows> [dataset]`
+//!
+//! A `postgresql://` URL instead of the DuckDB file loads into that server, into `dataset`.
 //!
 //! The source emits batch `k`, where `k` is the resource state `next_batch` (0 at first), and
 //! stores `next_batch = k + 1`: the state is committed only with a completed load, so every
@@ -69,11 +71,16 @@ fn main() {
     };
     let source = Arc::new(CodeSource::new("crash", vec![resource]));
     let registry = Registry::new(SearchPath::from_dirs([PathBuf::from(&args[4])]));
+    let (destination, config, secrets) = if args[3].starts_with("postgresql://") {
+        ("postgres", json!({}), json!({ "credentials": args[3] }))
+    } else {
+        ("duckdb", json!({ "credentials": args[3] }), json!({}))
+    };
     let built = Pipeline::builder("crash")
-        .destination("duckdb")
-        .destination_config(json!({ "credentials": args[3] }), json!({}))
+        .destination(destination)
+        .destination_config(config, secrets)
         .registry(registry)
-        .dataset_name("data")
+        .dataset_name(args.get(6).map_or("data", String::as_str))
         .pipelines_dir(&args[2])
         .build();
     let mut pipeline = match built {

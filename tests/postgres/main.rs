@@ -1,0 +1,553 @@
+//! The postgres destination end to end: pipelines load through the plugin library found by the
+//! registry into the machine's PostgreSQL server (127.0.0.1:5432, database `test`; `.ci/run`
+//! starts it and `scripts/pg-setup.sh` adds the password-checked role), each test in a dataset
+//! (schema) of its own. The golden cases run against PostgreSQL in the golden harness; these
+//! tests cover what they do not: every type value for value (also from typed Arrow), dlt's
+//! identifier shortening, staging-optimized replace, a failed load that commits nothing, a
+//! connection lost in the middle of COPY, bad credentials and a database that refuses
+//! connections, state restored from PostgreSQL, and one pipeline file moved from DuckDB to
+//! PostgreSQL by changing one word.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arrow_array::{
+    Array,
+    ArrayRef, Decimal128Array, Int32Array, LargeStringArray, RecordBatch, StructArray,
+    TimestampNanosecondArray,
+};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use serde_json::{json, Value};
+use sluice::pipeline::{CodeSource, Pipeline, Resource, RunOptions};
+use sluice_tests::{duckdb_dump, pg_dump, pg_exec, pg_rows, pg_url, plugin_dir, postgres_pipeline, registry};
+
+/// A dataset name unique to this process and `tag`, dropped (with its staging schema) first.
+fn dataset(tag: &str) -> String {
+    let name = format!("sluice_pg_{tag}_{}", std::process::id());
+    pg_exec(&format!(
+        "DROP SCHEMA IF EXISTS \"{name}\" CASCADE; DROP SCHEMA IF EXISTS \"{name}_staging\" CASCADE"
+    ));
+    name
+}
+
+fn one(sql: &str) -> Option<String> {
+    pg_rows(sql).into_iter().next().and_then(|r| r.into_iter().next().flatten())
+}
+
+fn count(sql: &str) -> i64 {
+    one(sql).and_then(|v| v.parse().ok()).unwrap_or(-1)
+}
+
+fn run(p: &mut Pipeline, resources: Vec<Resource>) -> sluice::Result<sluice::pipeline::LoadInfo> {
+    let source = CodeSource::new("src", resources);
+    p.run(&source, &RunOptions::default())
+}
+
+#[test]
+fn every_dlt_type_loads_value_for_value_with_dlt_type_names() {
+    let ds = dataset("types");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut p = postgres_pipeline("pg_types", &ds, tmp.path());
+    let columns = json!({
+        "code": {"data_type": "text", "precision": 5},
+        "small": {"data_type": "bigint", "precision": 16},
+        "mid": {"data_type": "bigint", "precision": 32},
+        "price": {"data_type": "decimal", "precision": 10, "scale": 2},
+        "amount": {"data_type": "decimal"},
+        "big": {"data_type": "wei"},
+        "naive": {"data_type": "timestamp", "timezone": false, "precision": 3},
+        "day": {"data_type": "date"},
+        "at": {"data_type": "time"},
+        "doc": {"data_type": "json"},
+        "raw": {"data_type": "binary"}
+    });
+    let rows = vec![
+        json!({"id": 1, "name": "Zoë ✓ 日本", "code": "abcde", "small": -32768, "mid": 2147483647,
+               "big_int": 9223372036854775807i64, "ratio": 1.5, "flag": true,
+               "price": "12.345", "amount": "-123456789.123456789", "big": "12345678901234567890123456789012345678",
+               "ts": "2024-01-15T10:30:00.123456Z", "naive": "2024-01-15T10:30:00.1234+02:00",
+               "day": "2024-02-29", "at": "23:59:59.999999", "doc": {"a": [1, {"b": null}], "c": "ü"},
+               "raw": "aGVsbG8="}),
+        json!({"id": 2, "name": "", "code": null, "small": 32767, "mid": -2147483648,
+               "big_int": -9223372036854775807i64 - 1, "ratio": -0.0, "flag": false,
+               "price": "-0.005", "amount": "0", "big": "0",
+               "ts": "1970-01-01T00:00:00Z", "naive": "1999-12-31T23:59:59Z",
+               "day": "0001-01-01", "at": "00:00:00", "doc": [], "raw": ""}),
+        json!({"id": 3}),
+    ];
+    let r = Resource::from_values("things", rows).columns(columns);
+    run(&mut p, vec![r]).expect("load");
+    let t = format!("\"{ds}\".things");
+    let types: BTreeMap<String, String> = pg_rows(&format!(
+        "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = '{t}'::regclass AND a.attnum > 0 AND NOT a.attisdropped"
+    ))
+    .into_iter()
+    .map(|r| (r[0].clone().unwrap_or_default(), r[1].clone().unwrap_or_default()))
+    .collect();
+    for (col, ty) in [
+        ("id", "bigint"),
+        ("name", "character varying"),
+        ("code", "character varying(5)"),
+        ("small", "smallint"),
+        ("mid", "integer"),
+        ("big_int", "bigint"),
+        ("ratio", "double precision"),
+        ("flag", "boolean"),
+        ("price", "numeric(10,2)"),
+        ("amount", "numeric(38,9)"),
+        ("big", "numeric(156,78)"),
+        ("ts", "timestamp with time zone"),
+        ("naive", "timestamp(3) without time zone"),
+        ("day", "date"),
+        ("at", "time without time zone"),
+        ("doc", "jsonb"),
+        ("raw", "bytea"),
+        ("_dlt_id", "character varying"),
+        ("_dlt_load_id", "character varying"),
+    ] {
+        assert_eq!(types.get(col).map(String::as_str), Some(ty), "type of {col}: {types:?}");
+    }
+    let got = pg_rows(&format!(
+        "SELECT id::text, name, code, small::text, mid::text, big_int::text, ratio::text, flag::text, price::text, amount::text, big::text, ts::text, naive::text, day::text, at::text, doc::text, encode(raw, 'escape') FROM {t} ORDER BY id"
+    ));
+    let s = |v: &str| Some(v.to_string());
+    assert_eq!(
+        got[0],
+        vec![
+            s("1"), s("Zoë ✓ 日本"), s("abcde"), s("-32768"), s("2147483647"),
+            s("9223372036854775807"), s("1.5"), s("true"), s("12.35"),
+            s("-123456789.123456789"),
+            s(&format!("12345678901234567890123456789012345678.{}", "0".repeat(78))),
+            s("2024-01-15 10:30:00.123456+00"), s("2024-01-15 08:30:00.123"), s("2024-02-29"),
+            s("23:59:59.999999"), s(r#"{"a": [1, {"b": null}], "c": "ü"}"#), s("hello"),
+        ]
+    );
+    assert_eq!(
+        got[1],
+        vec![
+            s("2"), s(""), None, s("32767"), s("-2147483648"), s("-9223372036854775808"),
+            s("-0"), s("false"), s("-0.01"), s("0.000000000"),
+            s(&format!("0.{}", "0".repeat(78))),
+            s("1970-01-01 00:00:00+00"), s("1999-12-31 23:59:59"), s("0001-01-01"), s("00:00:00"),
+            s("[]"), s(""),
+        ]
+    );
+    assert!(got[2][1..].iter().all(Option::is_none), "{:?}", got[2]);
+    // the system tables, with dlt's varchar(64) load ids
+    assert_eq!(
+        one(&format!("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = '\"{ds}\"._dlt_loads'::regclass AND attname = 'load_id'")),
+        s("character varying(64)")
+    );
+    // every _dlt_id is UNIQUE (dlt's create_indexes), built after the data
+    assert_eq!(
+        count(&format!("SELECT count(*) FROM pg_constraint WHERE conrelid = '{t}'::regclass AND contype = 'u'")),
+        1
+    );
+}
+
+/// Typed Arrow batches (a parquet file or a SQL table) take the encoder's other paths: int32,
+/// decimal128 with its own scale, nanosecond timestamps, large strings, structs as JSON.
+#[test]
+fn typed_arrow_columns_are_converted_to_their_postgres_types() {
+    let ds = dataset("arrow");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut p = postgres_pipeline("pg_arrow", &ds, tmp.path());
+    let inner = Arc::new(StructArray::from(vec![(
+        Arc::new(Field::new("k", DataType::Int32, true)),
+        Arc::new(Int32Array::from(vec![Some(7), None])) as ArrayRef,
+    )]));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("n", DataType::Int32, false),
+        Field::new("d", DataType::Decimal128(12, 4), true),
+        Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), true),
+        Field::new("s", DataType::LargeUtf8, true),
+        Field::new("st", inner.data_type().clone(), true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int32Array::from(vec![1, -2])),
+            Arc::new(
+                Decimal128Array::from(vec![Some(12_345_678), Some(-1)])
+                    .with_precision_and_scale(12, 4)
+                    .expect("decimal"),
+            ),
+            Arc::new(
+                TimestampNanosecondArray::from(vec![Some(1_705_314_600_123_456_789), None])
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(LargeStringArray::from(vec![Some("large"), None])),
+            inner,
+        ],
+    )
+    .expect("batch");
+    run(&mut p, vec![Resource::from_batches("typed", schema, vec![batch])]).expect("load");
+    let t = format!("\"{ds}\".typed");
+    let got = pg_rows(&format!(
+        "SELECT n::text, format_type(pg_typeof(n), NULL), d::text, ts::text, s, st::text FROM {t} ORDER BY n"
+    ));
+    let s = |v: &str| Some(v.to_string());
+    assert_eq!(
+        got,
+        vec![
+            vec![s("-2"), s("integer"), s("-0.0001"), None, None, s(r#"{"k": null}"#)],
+            vec![s("1"), s("integer"), s("1234.5678"), s("2024-01-15 10:30:00.123456+00"), s("large"), s(r#"{"k": 7}"#)],
+        ]
+    );
+}
+
+#[test]
+fn long_names_are_shortened_to_63_characters_as_dlt_does() {
+    let ds = dataset("names");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut p = postgres_pipeline("pg_names", &ds, tmp.path());
+    let long = "a_very_long_resource_name_that_goes_on_and_on_and_on_for_ever_and_ever";
+    run(&mut p, vec![Resource::from_values(long, vec![json!({"id": 1, "children": [{"x": 1}]})])])
+        .expect("load");
+    let tables: Vec<String> = pg_rows(&format!(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = '{ds}' ORDER BY 1"
+    ))
+    .into_iter()
+    .filter_map(|r| r[0].clone())
+    .collect();
+    assert!(
+        tables.contains(&"a_very_long_resource_name_thakbrhng_on_and_on_for_ever_and_ever".to_string()),
+        "{tables:?}"
+    );
+    assert!(tables.iter().all(|t| t.len() <= 63), "{tables:?}");
+    assert_eq!(tables.len(), 5, "root, child and three system tables: {tables:?}");
+}
+
+#[test]
+fn replace_strategies_and_merge_keep_their_promises() {
+    for strategy in ["truncate-and-insert", "insert-from-staging", "staging-optimized"] {
+        let ds = dataset(&strategy.replace('-', "_"));
+        let tmp = tempfile::tempdir().expect("tmp");
+        let mut p = Pipeline::builder("pg_replace")
+            .registry(registry())
+            .destination("postgres")
+            .destination_config(json!({"replace_strategy": strategy}), json!({"credentials": pg_url()}))
+            .dataset_name(&ds)
+            .pipelines_dir(tmp.path())
+            .build()
+            .expect("pipeline");
+        for round in 1..=3i64 {
+            let data: Vec<Value> = (0..round * 10)
+                .map(|i| json!({"id": i, "round": round, "tags": ["a", "b"]}))
+                .collect();
+            let r = Resource::from_values("items", data).write_disposition("replace");
+            run(&mut p, vec![r]).unwrap_or_else(|e| panic!("{strategy} round {round}: {e}"));
+            assert_eq!(
+                pg_rows(&format!("SELECT count(*)::text, min(round)::text FROM \"{ds}\".items")),
+                vec![vec![Some((round * 10).to_string()), Some(round.to_string())]],
+                "{strategy} round {round}"
+            );
+            assert_eq!(
+                count(&format!("SELECT count(*) FROM \"{ds}\".items__tags")),
+                round * 20,
+                "{strategy}"
+            );
+        }
+        // the swapped-in table is a normal (logged) table with its UNIQUE constraint
+        assert_eq!(
+            one(&format!("SELECT relpersistence::text FROM pg_class WHERE oid = '\"{ds}\".items'::regclass")),
+            Some("p".to_string()),
+            "{strategy}"
+        );
+        assert_eq!(
+            count(&format!("SELECT count(*) FROM pg_constraint WHERE conrelid = '\"{ds}\".items'::regclass AND contype = 'u'")),
+            1,
+            "{strategy}"
+        );
+    }
+}
+
+/// A load that fails (a value its column rejects) commits nothing: a replace keeps the old
+/// rows, the schema changes of the package are rolled back with it, and the package stays
+/// pending with a message that names the table, the column and the fix.
+#[test]
+fn a_rejected_value_fails_the_load_and_commits_nothing() {
+    let ds = dataset("rejected");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut p = postgres_pipeline("pg_rejected", &ds, tmp.path());
+    let columns = json!({"code": {"data_type": "text", "precision": 3}});
+    let r = Resource::from_values("items", vec![json!({"id": 1, "code": "abc"}), json!({"id": 2, "code": "de"})])
+        .write_disposition("replace")
+        .columns(columns.clone());
+    run(&mut p, vec![r]).expect("first load");
+    let r = Resource::from_values(
+        "items",
+        vec![json!({"id": 3, "code": "far too long", "new_col": 1})],
+    )
+    .write_disposition("replace")
+    .columns(columns);
+    let e = run(&mut p, vec![r]).expect_err("varchar(3) rejects the value");
+    let msg = e.to_string();
+    assert!(msg.contains("items") && msg.contains("value too long"), "{msg}");
+    assert!(msg.contains("hint:"), "{msg}");
+    assert!(!msg.contains("postgresql://postgres@"), "no credentials in messages: {msg}");
+    // the old rows are there, the new column was not added, one load is recorded
+    assert_eq!(
+        pg_rows(&format!("SELECT string_agg(code, ',' ORDER BY id) FROM \"{ds}\".items")),
+        vec![vec![Some("abc,de".to_string())]]
+    );
+    assert_eq!(
+        count(&format!("SELECT count(*) FROM information_schema.columns WHERE table_schema = '{ds}' AND column_name = 'new_col'")),
+        0
+    );
+    assert_eq!(count(&format!("SELECT count(*) FROM \"{ds}\"._dlt_loads")), 1);
+    assert_eq!(p.storage().pending().expect("pending").len(), 1);
+}
+
+/// The backend of the load is terminated while COPY streams: the connection is gone, nothing of
+/// the package was committed; the pipeline reconnects and loads it again (retries), so the rows
+/// arrive exactly once. When every attempt is cut, the run fails, the package stays pending,
+/// the dataset has nothing of it, and the next run loads it.
+#[test]
+fn a_connection_lost_mid_copy_commits_nothing_and_the_package_loads_once() {
+    let ds = dataset("lost");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let rows: Vec<Value> = (0..400_000)
+        .map(|i| json!({"id": i, "v": format!("value number {i} with some padding text")}))
+        .collect();
+    // a killer that terminates the backend running COPY into this dataset, polling on one
+    // connection of its own
+    let killer = |times: usize, stop: Arc<AtomicBool>| {
+        let ds = ds.clone();
+        std::thread::spawn(move || {
+            use sqlx::{Connection, Row};
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let mut c = sqlx::PgConnection::connect(&pg_url()).await.expect("connect");
+                let sql = format!(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND state = 'active' AND query LIKE 'COPY \"{ds}\".%'"
+                );
+                let mut killed = 0;
+                while killed < times && !stop.load(Ordering::Relaxed) {
+                    let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                        .fetch_one(&mut c)
+                        .await
+                        .expect("poll");
+                    if row.try_get::<i64, _>(0).unwrap_or(0) > 0 {
+                        killed += 1;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+                killed
+            })
+        })
+    };
+    // every attempt is cut: the run fails and commits nothing
+    let stop = Arc::new(AtomicBool::new(false));
+    let k = killer(100, stop.clone());
+    let mut p = postgres_pipeline("pg_lost", &ds, tmp.path());
+    let e = run(&mut p, vec![Resource::from_values("items", rows.clone())])
+        .expect_err("every COPY is cut");
+    stop.store(true, Ordering::Relaxed);
+    let killed = k.join().expect("killer");
+    assert!(killed >= 2, "the load was retried after the first cut ({killed} cuts)");
+    assert!(e.to_string().contains("connection"), "{e}");
+    assert_eq!(
+        one(&format!("SELECT to_regclass('\"{ds}\".items')::text")),
+        None,
+        "the table created by the failed package is rolled back too"
+    );
+    assert_eq!(p.storage().pending().expect("pending").len(), 1);
+    // one cut: the retry reconnects and loads the pending package exactly once
+    let stop = Arc::new(AtomicBool::new(false));
+    let k = killer(1, stop.clone());
+    let info = p.load_pending().expect("the retry loads the package");
+    stop.store(true, Ordering::Relaxed);
+    let _ = k.join();
+    assert_eq!(info.packages.len(), 1);
+    assert_eq!(
+        pg_rows(&format!("SELECT count(*)::text, count(DISTINCT id)::text FROM \"{ds}\".items")),
+        vec![vec![Some("400000".into()), Some("400000".into())]]
+    );
+    assert_eq!(count(&format!("SELECT count(*) FROM \"{ds}\"._dlt_loads")), 1);
+}
+
+#[test]
+fn bad_credentials_and_closed_databases_say_what_to_fix_without_the_password() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let build = |url: &str| {
+        Pipeline::builder("pg_bad")
+            .registry(registry())
+            .destination("postgres")
+            .destination_config(json!({}), json!({"credentials": url}))
+            .dataset_name("sluice_pg_bad")
+            .pipelines_dir(tmp.path())
+            .build()
+            .expect("the pipeline builds; connecting happens on run")
+    };
+    let data = || vec![Resource::from_values("items", vec![json!({"id": 1})])];
+    // wrong password: scripts/pg-setup.sh makes role sluice_pw log in with scram-sha-256
+    let e = run(
+        &mut build("postgresql://sluice_pw:not-the-password@127.0.0.1:5432/test"),
+        data(),
+    )
+    .expect_err("wrong password");
+    let m = e.to_string();
+    assert!(
+        m.contains("cannot log in to postgresql://sluice_pw:***@127.0.0.1:5432/test")
+            && m.contains("destination.postgres.credentials"),
+        "{m}\n(is scripts/pg-setup.sh run? it adds the password-checked role sluice_pw)"
+    );
+    assert!(!m.contains("not-the-password"), "{m}");
+    // the right password works (the rule above is really checked)
+    let ds = dataset("pw");
+    let mut good = Pipeline::builder("pg_pw")
+        .registry(registry())
+        .destination("postgres")
+        .destination_config(
+            json!({}),
+            json!({"credentials": {"host": "127.0.0.1", "port": 5432, "database": "test", "username": "sluice_pw", "password": "sluice-pw-test"}}),
+        )
+        .dataset_name(&ds)
+        .pipelines_dir(tmp.path().join("good"))
+        .build()
+        .expect("pipeline");
+    run(&mut good, data()).expect("the right password loads");
+    // a database that does not accept connections
+    pg_exec("DROP DATABASE IF EXISTS sluice_closed");
+    pg_exec("CREATE DATABASE sluice_closed");
+    pg_exec("ALTER DATABASE sluice_closed ALLOW_CONNECTIONS false");
+    let e = run(&mut build("postgresql://postgres@127.0.0.1:5432/sluice_closed"), data())
+        .expect_err("closed database");
+    assert!(
+        e.to_string().contains("refused the connection")
+            && e.to_string().contains("not currently accepting connections"),
+        "{e}"
+    );
+    pg_exec("DROP DATABASE IF EXISTS sluice_closed");
+    // nothing listens there
+    let e = run(&mut build("postgresql://u:s3cret@127.0.0.1:1/test"), data())
+        .expect_err("unreachable");
+    assert!(
+        e.to_string().contains("cannot reach postgresql://u:***@127.0.0.1:1/test")
+            && !e.to_string().contains("s3cret"),
+        "{e}"
+    );
+}
+
+/// Incremental state lives in `_dlt_pipeline_state`: a fresh working directory restores it
+/// from PostgreSQL and continues where the last run stopped.
+#[test]
+fn state_is_restored_from_postgres_on_a_fresh_machine() {
+    let ds = dataset("state");
+    let rows = |from: i64, to: i64| -> Vec<Value> {
+        (from..to).map(|i| json!({"id": i, "updated": format!("2024-01-{:02}T00:00:00Z", i + 1)})).collect()
+    };
+    let inc = || {
+        serde_json::from_value::<sluice_sdk::IncrementalSpec>(json!({"cursor_path": "updated"}))
+            .expect("spec")
+    };
+    let first = tempfile::tempdir().expect("tmp");
+    let mut p = postgres_pipeline("pg_state", &ds, first.path());
+    run(&mut p, vec![Resource::from_values("events", rows(0, 10)).incremental(inc())]).expect("run 1");
+    drop(p);
+    let second = tempfile::tempdir().expect("tmp");
+    let mut p = postgres_pipeline("pg_state", &ds, second.path());
+    // rows 5..15: the first five are at or before the stored cursor and are not loaded again
+    run(&mut p, vec![Resource::from_values("events", rows(5, 15)).incremental(inc())]).expect("run 2");
+    assert_eq!(
+        pg_rows(&format!("SELECT count(*)::text, count(DISTINCT id)::text FROM \"{ds}\".events")),
+        vec![vec![Some("15".into()), Some("15".into())]]
+    );
+}
+
+/// One pipeline file, loaded into DuckDB, then into PostgreSQL by changing the destination word
+/// only (the same binaries; credentials from the environment): both datasets hold the same
+/// tables, columns and rows.
+#[test]
+fn the_same_pipeline_file_moves_from_duckdb_to_postgres_by_one_word() {
+    let ds = "sample_data";
+    let schema = dataset("switch");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::fs::create_dir_all(tmp.path().join("sample_data")).expect("mkdir");
+    for f in ["issues.jsonl", "customers.csv"] {
+        std::fs::copy(root.join("sample_data").join(f), tmp.path().join("sample_data").join(f))
+            .expect("copy");
+    }
+    let file = std::fs::read_to_string(root.join("sample_data/sample_pipeline.toml"))
+        .expect("pipeline file")
+        .replace(&format!("dataset = \"{ds}\""), &format!("dataset = \"{schema}\""));
+    assert!(file.contains("destination = \"duckdb\""));
+    let sluice = |data_dir: &str| {
+        let mut c = std::process::Command::new(plugin_dir().join("sluice"));
+        c.current_dir(tmp.path())
+            .env("SLUICE_DATA_DIR", tmp.path().join(data_dir))
+            // trust auth ignores the password; it is there to prove it is never printed
+            .env(
+                "DESTINATION__POSTGRES__CREDENTIALS",
+                pg_url().replacen("://postgres@", "://postgres:never-printed@", 1),
+            )
+            .env_remove("SLUICE_PLUGIN_PATH")
+            .args(["run", "pipeline.toml", "--progress", "none"]);
+        c
+    };
+    std::fs::write(tmp.path().join("pipeline.toml"), &file).expect("write");
+    let out = sluice("duck").output().expect("run duckdb");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(
+        tmp.path().join("pipeline.toml"),
+        file.replace("destination = \"duckdb\"", "destination = \"postgres\""),
+    )
+    .expect("write");
+    let out = sluice("pg").output().expect("run postgres");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("loaded to destination postgres"), "{text}");
+    assert!(!text.contains("never-printed"), "{text}");
+    assert!(text.contains("postgresql://postgres:***@"), "{text}");
+    let duck = duckdb_dump(&tmp.path().join("sample.duckdb"), &schema).expect("duckdb dataset");
+    let pg = pg_dump(&schema);
+    let names = |d: &sluice_tests::Dump| d.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(&duck), names(&pg));
+    let mut compared = 0;
+    for (table, (dcols, drows)) in &duck {
+        let (pcols, prows) = &pg[table];
+        let dn: Vec<&String> = dcols.iter().map(|c| &c.0).collect();
+        let pn: Vec<&String> = pcols.iter().map(|c| &c.0).collect();
+        assert_eq!(dn, pn, "columns of {table}");
+        // rows as multisets of their data (the random row ids and load ids aside; JSON and
+        // doubles compared as values)
+        let norm = |rows: &Vec<BTreeMap<String, Value>>, cols: &Vec<(String, String, bool)>| {
+            let mut out: Vec<String> = rows
+                .iter()
+                .map(|r| {
+                    cols.iter()
+                        .filter(|(n, _, _)| !matches!(n.as_str(), "_dlt_id" | "_dlt_load_id" | "_dlt_parent_id" | "_dlt_root_id"))
+                        .filter(|_| table != "_dlt_pipeline_state" && table != "_dlt_version" && table != "_dlt_loads")
+                        .map(|(n, _, _)| match &r[n] {
+                            Value::String(s) => serde_json::from_str::<Value>(s)
+                                .ok()
+                                .filter(|v| v.is_object() || v.is_array())
+                                .map_or_else(|| s.clone(), |v| v.to_string()),
+                            Value::Number(x) => x.as_f64().map_or_else(|| x.to_string(), |f| f.to_string()),
+                            other => other.to_string(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join("|")
+                })
+                .collect();
+            out.sort();
+            out
+        };
+        assert_eq!(drows.len(), prows.len(), "rows of {table}");
+        assert_eq!(norm(drows, dcols), norm(prows, pcols), "rows of {table}");
+        compared += prows.len();
+    }
+    assert!(compared > 300, "{compared} rows compared");
+    // child rows point at their parents in PostgreSQL too
+    assert_eq!(
+        count(&format!("SELECT count(*) FROM \"{schema}\".issues__labels c LEFT JOIN \"{schema}\".issues p ON p._dlt_id = c._dlt_parent_id WHERE p._dlt_id IS NULL")),
+        0
+    );
+}
