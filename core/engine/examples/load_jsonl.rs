@@ -2,8 +2,10 @@
 //! normalize, load): the end-to-end benchmark until the filesystem source and `sluice run` exist.
 //!
 //! ```text
-//! load_jsonl <file.jsonl> <table> <duckdb-file> [--merge KEY] [--pipelines-dir DIR] [--destination NAME] [--memory-limit 256MB] [--set KEY=VALUE]...
+//! load_jsonl <file.jsonl> <table> <duckdb-file | postgresql://...> [--merge KEY] [--pipelines-dir DIR] [--destination NAME] [--memory-limit 256MB] [--set KEY=VALUE]...
 //! ```
+//!
+//! A `postgresql://` connection string loads into the postgres destination (dataset `bench`).
 //!
 //! Prints the load info, the wall time and the peak RSS.
 
@@ -57,15 +59,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .write_disposition("merge");
     }
     let source = CodeSource::new("files", vec![resource]);
+    let mut secrets = json!({});
+    if database.starts_with("postgresql://") {
+        if destination == "duckdb" {
+            destination = "postgres".into();
+        }
+        secrets["credentials"] = json!(database);
+    } else {
+        config["credentials"] = json!(database);
+    }
     let mut builder = Pipeline::builder(&format!("load_{table}"))
         .destination(&destination)
-        .destination_config(
-            {
-                config["credentials"] = json!(database);
-                config
-            },
-            json!({}),
-        )
+        .destination_config(config, secrets)
         .dataset_name("bench");
     if let Some(dir) = pipelines_dir {
         builder = builder.pipelines_dir(dir);
