@@ -108,7 +108,10 @@ pub fn run_case(dir: &Path, target: Target) -> Result<String, String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let db = tmp.path().join("dest.duckdb");
     let (mut config, secrets) = match target {
-        Target::DuckDb => (json!({ "credentials": db.display().to_string() }), json!({})),
+        Target::DuckDb => (
+            json!({ "credentials": db.display().to_string() }),
+            json!({}),
+        ),
         Target::Postgres => {
             pg_exec("DROP SCHEMA IF EXISTS golden CASCADE; DROP SCHEMA IF EXISTS golden_staging CASCADE");
             (json!({}), json!({ "credentials": pg_url() }))
@@ -337,14 +340,26 @@ fn translate_rows(
             .clone()
     };
     for r in expected.iter_mut() {
-        if let Some(h) = r.get("version_hash").and_then(Value::as_str).map(String::from) {
+        if let Some(h) = r
+            .get("version_hash")
+            .and_then(Value::as_str)
+            .map(String::from)
+        {
             r.insert("version_hash".into(), json!(placeholder(&h)));
         }
         if let Some(d) = r.get_mut("state__decoded").and_then(Value::as_object_mut) {
-            if d.get("destination_type").and_then(Value::as_str) == Some("dlt.destinations.duckdb") {
-                d.insert("destination_type".into(), json!("dlt.destinations.postgres"));
+            if d.get("destination_type").and_then(Value::as_str) == Some("dlt.destinations.duckdb")
+            {
+                d.insert(
+                    "destination_type".into(),
+                    json!("dlt.destinations.postgres"),
+                );
             }
-            if let Some(h) = d.get("_version_hash").and_then(Value::as_str).map(String::from) {
+            if let Some(h) = d
+                .get("_version_hash")
+                .and_then(Value::as_str)
+                .map(String::from)
+            {
                 d.insert("_version_hash".into(), json!(placeholder(&h)));
             }
         }

@@ -14,14 +14,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arrow_array::{
-    Array,
-    ArrayRef, Decimal128Array, Int32Array, LargeStringArray, RecordBatch, StructArray,
+    Array, ArrayRef, Decimal128Array, Int32Array, LargeStringArray, RecordBatch, StructArray,
     TimestampNanosecondArray,
 };
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use serde_json::{json, Value};
 use sluice::pipeline::{CodeSource, Pipeline, Resource, RunOptions};
-use sluice_tests::{duckdb_dump, pg_dump, pg_exec, pg_rows, pg_url, plugin_dir, postgres_pipeline, registry};
+use sluice_tests::{
+    duckdb_dump, pg_dump, pg_exec, pg_rows, pg_url, plugin_dir, postgres_pipeline, registry,
+};
 
 /// A dataset name unique to this process and `tag`, dropped (with its staging schema) first.
 fn dataset(tag: &str) -> String {
@@ -33,7 +34,10 @@ fn dataset(tag: &str) -> String {
 }
 
 fn one(sql: &str) -> Option<String> {
-    pg_rows(sql).into_iter().next().and_then(|r| r.into_iter().next().flatten())
+    pg_rows(sql)
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next().flatten())
 }
 
 fn count(sql: &str) -> i64 {
@@ -107,7 +111,11 @@ fn every_dlt_type_loads_value_for_value_with_dlt_type_names() {
         ("_dlt_id", "character varying"),
         ("_dlt_load_id", "character varying"),
     ] {
-        assert_eq!(types.get(col).map(String::as_str), Some(ty), "type of {col}: {types:?}");
+        assert_eq!(
+            types.get(col).map(String::as_str),
+            Some(ty),
+            "type of {col}: {types:?}"
+        );
     }
     let got = pg_rows(&format!(
         "SELECT id::text, name, code, small::text, mid::text, big_int::text, ratio::text, flag::text, price::text, amount::text, big::text, ts::text, naive::text, day::text, at::text, doc::text, encode(raw, 'escape') FROM {t} ORDER BY id"
@@ -116,22 +124,48 @@ fn every_dlt_type_loads_value_for_value_with_dlt_type_names() {
     assert_eq!(
         got[0],
         vec![
-            s("1"), s("Zoë ✓ 日本"), s("abcde"), s("-32768"), s("2147483647"),
-            s("9223372036854775807"), s("1.5"), s("true"), s("12.35"),
+            s("1"),
+            s("Zoë ✓ 日本"),
+            s("abcde"),
+            s("-32768"),
+            s("2147483647"),
+            s("9223372036854775807"),
+            s("1.5"),
+            s("true"),
+            s("12.35"),
             s("-123456789.123456789"),
-            s(&format!("12345678901234567890123456789012345678.{}", "0".repeat(78))),
-            s("2024-01-15 10:30:00.123456+00"), s("2024-01-15 08:30:00.123"), s("2024-02-29"),
-            s("23:59:59.999999"), s(r#"{"a": [1, {"b": null}], "c": "ü"}"#), s("hello"),
+            s(&format!(
+                "12345678901234567890123456789012345678.{}",
+                "0".repeat(78)
+            )),
+            s("2024-01-15 10:30:00.123456+00"),
+            s("2024-01-15 08:30:00.123"),
+            s("2024-02-29"),
+            s("23:59:59.999999"),
+            s(r#"{"a": [1, {"b": null}], "c": "ü"}"#),
+            s("hello"),
         ]
     );
     assert_eq!(
         got[1],
         vec![
-            s("2"), s(""), None, s("32767"), s("-2147483648"), s("-9223372036854775808"),
-            s("-0"), s("false"), s("-0.01"), s("0.000000000"),
+            s("2"),
+            s(""),
+            None,
+            s("32767"),
+            s("-2147483648"),
+            s("-9223372036854775808"),
+            s("-0"),
+            s("false"),
+            s("-0.01"),
+            s("0.000000000"),
             s(&format!("0.{}", "0".repeat(78))),
-            s("1970-01-01 00:00:00+00"), s("1999-12-31 23:59:59"), s("0001-01-01"), s("00:00:00"),
-            s("[]"), s(""),
+            s("1970-01-01 00:00:00+00"),
+            s("1999-12-31 23:59:59"),
+            s("0001-01-01"),
+            s("00:00:00"),
+            s("[]"),
+            s(""),
         ]
     );
     assert!(got[2][1..].iter().all(Option::is_none), "{:?}", got[2]);
@@ -142,7 +176,9 @@ fn every_dlt_type_loads_value_for_value_with_dlt_type_names() {
     );
     // every _dlt_id is UNIQUE (dlt's create_indexes), built after the data
     assert_eq!(
-        count(&format!("SELECT count(*) FROM pg_constraint WHERE conrelid = '{t}'::regclass AND contype = 'u'")),
+        count(&format!(
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = '{t}'::regclass AND contype = 'u'"
+        )),
         1
     );
 }
@@ -161,7 +197,11 @@ fn typed_arrow_columns_are_converted_to_their_postgres_types() {
     let schema = Arc::new(Schema::new(vec![
         Field::new("n", DataType::Int32, false),
         Field::new("d", DataType::Decimal128(12, 4), true),
-        Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), true),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            true,
+        ),
         Field::new("s", DataType::LargeUtf8, true),
         Field::new("st", inner.data_type().clone(), true),
     ]));
@@ -183,7 +223,11 @@ fn typed_arrow_columns_are_converted_to_their_postgres_types() {
         ],
     )
     .expect("batch");
-    run(&mut p, vec![Resource::from_batches("typed", schema, vec![batch])]).expect("load");
+    run(
+        &mut p,
+        vec![Resource::from_batches("typed", schema, vec![batch])],
+    )
+    .expect("load");
     let t = format!("\"{ds}\".typed");
     let got = pg_rows(&format!(
         "SELECT n::text, format_type(pg_typeof(n), NULL), d::text, ts::text, s, st::text FROM {t} ORDER BY n"
@@ -192,8 +236,22 @@ fn typed_arrow_columns_are_converted_to_their_postgres_types() {
     assert_eq!(
         got,
         vec![
-            vec![s("-2"), s("integer"), s("-0.0001"), None, None, s(r#"{"k": null}"#)],
-            vec![s("1"), s("integer"), s("1234.5678"), s("2024-01-15 10:30:00.123456+00"), s("large"), s(r#"{"k": 7}"#)],
+            vec![
+                s("-2"),
+                s("integer"),
+                s("-0.0001"),
+                None,
+                None,
+                s(r#"{"k": null}"#)
+            ],
+            vec![
+                s("1"),
+                s("integer"),
+                s("1234.5678"),
+                s("2024-01-15 10:30:00.123456+00"),
+                s("large"),
+                s(r#"{"k": 7}"#)
+            ],
         ]
     );
 }
@@ -204,8 +262,14 @@ fn long_names_are_shortened_to_63_characters_as_dlt_does() {
     let tmp = tempfile::tempdir().expect("tmp");
     let mut p = postgres_pipeline("pg_names", &ds, tmp.path());
     let long = "a_very_long_resource_name_that_goes_on_and_on_and_on_for_ever_and_ever";
-    run(&mut p, vec![Resource::from_values(long, vec![json!({"id": 1, "children": [{"x": 1}]})])])
-        .expect("load");
+    run(
+        &mut p,
+        vec![Resource::from_values(
+            long,
+            vec![json!({"id": 1, "children": [{"x": 1}]})],
+        )],
+    )
+    .expect("load");
     let tables: Vec<String> = pg_rows(&format!(
         "SELECT table_name::text FROM information_schema.tables WHERE table_schema = '{ds}' ORDER BY 1"
     ))
@@ -213,22 +277,35 @@ fn long_names_are_shortened_to_63_characters_as_dlt_does() {
     .filter_map(|r| r[0].clone())
     .collect();
     assert!(
-        tables.contains(&"a_very_long_resource_name_thakbrhng_on_and_on_for_ever_and_ever".to_string()),
+        tables.contains(
+            &"a_very_long_resource_name_thakbrhng_on_and_on_for_ever_and_ever".to_string()
+        ),
         "{tables:?}"
     );
     assert!(tables.iter().all(|t| t.len() <= 63), "{tables:?}");
-    assert_eq!(tables.len(), 5, "root, child and three system tables: {tables:?}");
+    assert_eq!(
+        tables.len(),
+        5,
+        "root, child and three system tables: {tables:?}"
+    );
 }
 
 #[test]
 fn replace_strategies_and_merge_keep_their_promises() {
-    for strategy in ["truncate-and-insert", "insert-from-staging", "staging-optimized"] {
+    for strategy in [
+        "truncate-and-insert",
+        "insert-from-staging",
+        "staging-optimized",
+    ] {
         let ds = dataset(&strategy.replace('-', "_"));
         let tmp = tempfile::tempdir().expect("tmp");
         let mut p = Pipeline::builder("pg_replace")
             .registry(registry())
             .destination("postgres")
-            .destination_config(json!({"replace_strategy": strategy}), json!({"credentials": pg_url()}))
+            .destination_config(
+                json!({"replace_strategy": strategy}),
+                json!({"credentials": pg_url()}),
+            )
             .dataset_name(&ds)
             .pipelines_dir(tmp.path())
             .build()
@@ -240,8 +317,13 @@ fn replace_strategies_and_merge_keep_their_promises() {
             let r = Resource::from_values("items", data).write_disposition("replace");
             run(&mut p, vec![r]).unwrap_or_else(|e| panic!("{strategy} round {round}: {e}"));
             assert_eq!(
-                pg_rows(&format!("SELECT count(*)::text, min(round)::text FROM \"{ds}\".items")),
-                vec![vec![Some((round * 10).to_string()), Some(round.to_string())]],
+                pg_rows(&format!(
+                    "SELECT count(*)::text, min(round)::text FROM \"{ds}\".items"
+                )),
+                vec![vec![
+                    Some((round * 10).to_string()),
+                    Some(round.to_string())
+                ]],
                 "{strategy} round {round}"
             );
             assert_eq!(
@@ -252,7 +334,9 @@ fn replace_strategies_and_merge_keep_their_promises() {
         }
         // the swapped-in table is a normal (logged) table with its UNIQUE constraint
         assert_eq!(
-            one(&format!("SELECT relpersistence::text FROM pg_class WHERE oid = '\"{ds}\".items'::regclass")),
+            one(&format!(
+                "SELECT relpersistence::text FROM pg_class WHERE oid = '\"{ds}\".items'::regclass"
+            )),
             Some("p".to_string()),
             "{strategy}"
         );
@@ -273,9 +357,15 @@ fn a_rejected_value_fails_the_load_and_commits_nothing() {
     let tmp = tempfile::tempdir().expect("tmp");
     let mut p = postgres_pipeline("pg_rejected", &ds, tmp.path());
     let columns = json!({"code": {"data_type": "text", "precision": 3}});
-    let r = Resource::from_values("items", vec![json!({"id": 1, "code": "abc"}), json!({"id": 2, "code": "de"})])
-        .write_disposition("replace")
-        .columns(columns.clone());
+    let r = Resource::from_values(
+        "items",
+        vec![
+            json!({"id": 1, "code": "abc"}),
+            json!({"id": 2, "code": "de"}),
+        ],
+    )
+    .write_disposition("replace")
+    .columns(columns.clone());
     run(&mut p, vec![r]).expect("first load");
     let r = Resource::from_values(
         "items",
@@ -285,19 +375,30 @@ fn a_rejected_value_fails_the_load_and_commits_nothing() {
     .columns(columns);
     let e = run(&mut p, vec![r]).expect_err("varchar(3) rejects the value");
     let msg = e.to_string();
-    assert!(msg.contains("items") && msg.contains("value too long"), "{msg}");
+    assert!(
+        msg.contains("items") && msg.contains("value too long"),
+        "{msg}"
+    );
     assert!(msg.contains("hint:"), "{msg}");
-    assert!(!msg.contains("postgresql://postgres@"), "no credentials in messages: {msg}");
+    assert!(
+        !msg.contains("postgresql://postgres@"),
+        "no credentials in messages: {msg}"
+    );
     // the old rows are there, the new column was not added, one load is recorded
     assert_eq!(
-        pg_rows(&format!("SELECT string_agg(code, ',' ORDER BY id) FROM \"{ds}\".items")),
+        pg_rows(&format!(
+            "SELECT string_agg(code, ',' ORDER BY id) FROM \"{ds}\".items"
+        )),
         vec![vec![Some("abc,de".to_string())]]
     );
     assert_eq!(
         count(&format!("SELECT count(*) FROM information_schema.columns WHERE table_schema = '{ds}' AND column_name = 'new_col'")),
         0
     );
-    assert_eq!(count(&format!("SELECT count(*) FROM \"{ds}\"._dlt_loads")), 1);
+    assert_eq!(
+        count(&format!("SELECT count(*) FROM \"{ds}\"._dlt_loads")),
+        1
+    );
     assert_eq!(p.storage().pending().expect("pending").len(), 1);
 }
 
@@ -350,7 +451,10 @@ fn a_connection_lost_mid_copy_commits_nothing_and_the_package_loads_once() {
         .expect_err("every COPY is cut");
     stop.store(true, Ordering::Relaxed);
     let killed = k.join().expect("killer");
-    assert!(killed >= 2, "the load was retried after the first cut ({killed} cuts)");
+    assert!(
+        killed >= 2,
+        "the load was retried after the first cut ({killed} cuts)"
+    );
     assert!(e.to_string().contains("connection"), "{e}");
     assert_eq!(
         one(&format!("SELECT to_regclass('\"{ds}\".items')::text")),
@@ -366,10 +470,15 @@ fn a_connection_lost_mid_copy_commits_nothing_and_the_package_loads_once() {
     let _ = k.join();
     assert_eq!(info.packages.len(), 1);
     assert_eq!(
-        pg_rows(&format!("SELECT count(*)::text, count(DISTINCT id)::text FROM \"{ds}\".items")),
+        pg_rows(&format!(
+            "SELECT count(*)::text, count(DISTINCT id)::text FROM \"{ds}\".items"
+        )),
         vec![vec![Some("400000".into()), Some("400000".into())]]
     );
-    assert_eq!(count(&format!("SELECT count(*) FROM \"{ds}\"._dlt_loads")), 1);
+    assert_eq!(
+        count(&format!("SELECT count(*) FROM \"{ds}\"._dlt_loads")),
+        1
+    );
 }
 
 #[test]
@@ -417,19 +526,24 @@ fn bad_credentials_and_closed_databases_say_what_to_fix_without_the_password() {
     pg_exec("DROP DATABASE IF EXISTS sluice_closed");
     pg_exec("CREATE DATABASE sluice_closed");
     pg_exec("ALTER DATABASE sluice_closed ALLOW_CONNECTIONS false");
-    let e = run(&mut build("postgresql://postgres@127.0.0.1:5432/sluice_closed"), data())
-        .expect_err("closed database");
+    let e = run(
+        &mut build("postgresql://postgres@127.0.0.1:5432/sluice_closed"),
+        data(),
+    )
+    .expect_err("closed database");
     assert!(
         e.to_string().contains("refused the connection")
-            && e.to_string().contains("not currently accepting connections"),
+            && e.to_string()
+                .contains("not currently accepting connections"),
         "{e}"
     );
     pg_exec("DROP DATABASE IF EXISTS sluice_closed");
     // nothing listens there
-    let e = run(&mut build("postgresql://u:s3cret@127.0.0.1:1/test"), data())
-        .expect_err("unreachable");
+    let e =
+        run(&mut build("postgresql://u:s3cret@127.0.0.1:1/test"), data()).expect_err("unreachable");
     assert!(
-        e.to_string().contains("cannot reach postgresql://u:***@127.0.0.1:1/test")
+        e.to_string()
+            .contains("cannot reach postgresql://u:***@127.0.0.1:1/test")
             && !e.to_string().contains("s3cret"),
         "{e}"
     );
@@ -441,7 +555,9 @@ fn bad_credentials_and_closed_databases_say_what_to_fix_without_the_password() {
 fn state_is_restored_from_postgres_on_a_fresh_machine() {
     let ds = dataset("state");
     let rows = |from: i64, to: i64| -> Vec<Value> {
-        (from..to).map(|i| json!({"id": i, "updated": format!("2024-01-{:02}T00:00:00Z", i + 1)})).collect()
+        (from..to)
+            .map(|i| json!({"id": i, "updated": format!("2024-01-{:02}T00:00:00Z", i + 1)}))
+            .collect()
     };
     let inc = || {
         serde_json::from_value::<sluice_sdk::IncrementalSpec>(json!({"cursor_path": "updated"}))
@@ -449,14 +565,24 @@ fn state_is_restored_from_postgres_on_a_fresh_machine() {
     };
     let first = tempfile::tempdir().expect("tmp");
     let mut p = postgres_pipeline("pg_state", &ds, first.path());
-    run(&mut p, vec![Resource::from_values("events", rows(0, 10)).incremental(inc())]).expect("run 1");
+    run(
+        &mut p,
+        vec![Resource::from_values("events", rows(0, 10)).incremental(inc())],
+    )
+    .expect("run 1");
     drop(p);
     let second = tempfile::tempdir().expect("tmp");
     let mut p = postgres_pipeline("pg_state", &ds, second.path());
     // rows 5..15: the first five are at or before the stored cursor and are not loaded again
-    run(&mut p, vec![Resource::from_values("events", rows(5, 15)).incremental(inc())]).expect("run 2");
+    run(
+        &mut p,
+        vec![Resource::from_values("events", rows(5, 15)).incremental(inc())],
+    )
+    .expect("run 2");
     assert_eq!(
-        pg_rows(&format!("SELECT count(*)::text, count(DISTINCT id)::text FROM \"{ds}\".events")),
+        pg_rows(&format!(
+            "SELECT count(*)::text, count(DISTINCT id)::text FROM \"{ds}\".events"
+        )),
         vec![vec![Some("15".into()), Some("15".into())]]
     );
 }
@@ -472,12 +598,18 @@ fn the_same_pipeline_file_moves_from_duckdb_to_postgres_by_one_word() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     std::fs::create_dir_all(tmp.path().join("sample_data")).expect("mkdir");
     for f in ["issues.jsonl", "customers.csv"] {
-        std::fs::copy(root.join("sample_data").join(f), tmp.path().join("sample_data").join(f))
-            .expect("copy");
+        std::fs::copy(
+            root.join("sample_data").join(f),
+            tmp.path().join("sample_data").join(f),
+        )
+        .expect("copy");
     }
     let file = std::fs::read_to_string(root.join("sample_data/sample_pipeline.toml"))
         .expect("pipeline file")
-        .replace(&format!("dataset = \"{ds}\""), &format!("dataset = \"{schema}\""));
+        .replace(
+            &format!("dataset = \"{ds}\""),
+            &format!("dataset = \"{schema}\""),
+        );
     assert!(file.contains("destination = \"duckdb\""));
     let sluice = |data_dir: &str| {
         let mut c = std::process::Command::new(plugin_dir().join("sluice"));
@@ -494,14 +626,22 @@ fn the_same_pipeline_file_moves_from_duckdb_to_postgres_by_one_word() {
     };
     std::fs::write(tmp.path().join("pipeline.toml"), &file).expect("write");
     let out = sluice("duck").output().expect("run duckdb");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::write(
         tmp.path().join("pipeline.toml"),
         file.replace("destination = \"duckdb\"", "destination = \"postgres\""),
     )
     .expect("write");
     let out = sluice("pg").output().expect("run postgres");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{text}");
     assert!(text.contains("loaded to destination postgres"), "{text}");
     assert!(!text.contains("never-printed"), "{text}");
@@ -523,14 +663,25 @@ fn the_same_pipeline_file_moves_from_duckdb_to_postgres_by_one_word() {
                 .iter()
                 .map(|r| {
                     cols.iter()
-                        .filter(|(n, _, _)| !matches!(n.as_str(), "_dlt_id" | "_dlt_load_id" | "_dlt_parent_id" | "_dlt_root_id"))
-                        .filter(|_| table != "_dlt_pipeline_state" && table != "_dlt_version" && table != "_dlt_loads")
+                        .filter(|(n, _, _)| {
+                            !matches!(
+                                n.as_str(),
+                                "_dlt_id" | "_dlt_load_id" | "_dlt_parent_id" | "_dlt_root_id"
+                            )
+                        })
+                        .filter(|_| {
+                            table != "_dlt_pipeline_state"
+                                && table != "_dlt_version"
+                                && table != "_dlt_loads"
+                        })
                         .map(|(n, _, _)| match &r[n] {
                             Value::String(s) => serde_json::from_str::<Value>(s)
                                 .ok()
                                 .filter(|v| v.is_object() || v.is_array())
                                 .map_or_else(|| s.clone(), |v| v.to_string()),
-                            Value::Number(x) => x.as_f64().map_or_else(|| x.to_string(), |f| f.to_string()),
+                            Value::Number(x) => {
+                                x.as_f64().map_or_else(|| x.to_string(), |f| f.to_string())
+                            }
                             other => other.to_string(),
                         })
                         .collect::<Vec<_>>()

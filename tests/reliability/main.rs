@@ -98,7 +98,10 @@ impl Env {
                 .into_iter()
                 .map(|r| {
                     r.into_iter()
-                        .map(|v| v.and_then(|v| v.parse::<f64>().ok()).map_or(0, |f| f as i64))
+                        .map(|v| {
+                            v.and_then(|v| v.parse::<f64>().ok())
+                                .map_or(0, |f| f as i64)
+                        })
                         .collect()
                 })
                 .collect();

@@ -71,10 +71,9 @@ impl Bindings {
                 (Value::Object(eo), Value::Object(ao)) if eo.len() == ao.len() => eo
                     .iter()
                     .all(|(k, ev)| ao.get(k).is_some_and(|av| self.unify(ev, av, trail))),
-                (Value::Array(ea), Value::Array(aa)) if ea.len() == aa.len() => ea
-                    .iter()
-                    .zip(aa)
-                    .all(|(x, y)| self.unify(x, y, trail)),
+                (Value::Array(ea), Value::Array(aa)) if ea.len() == aa.len() => {
+                    ea.iter().zip(aa).all(|(x, y)| self.unify(x, y, trail))
+                }
                 _ => values_equal(e, a),
             }
         }

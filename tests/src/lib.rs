@@ -277,7 +277,12 @@ pub fn duckdb_dump(db: &Path, dataset: &str) -> Result<Dump, String> {
                 }
             })
             .collect();
-        let sql = format!("SELECT {} FROM {}.{}", select.join(", "), quote(dataset), quote(&t));
+        let sql = format!(
+            "SELECT {} FROM {}.{}",
+            select.join(", "),
+            quote(dataset),
+            quote(&t)
+        );
         let mut st = con.prepare(&sql).map_err(|e| format!("{sql}: {e}"))?;
         let mut rows = st.query([]).map_err(|e| e.to_string())?;
         let mut data = Vec::new();

@@ -197,8 +197,12 @@ impl SqlDatabase {
     pub fn open(config: Value, secrets: Value) -> Result<Self> {
         let config: Config = serde_json::from_value(config)
             .map_err(|e| Error::config(format!("config of source `sql_database`: {e}")))?;
-        let creds =
-            Credentials::resolve(secrets.get("credentials"), &config.credentials, None, ORIGIN)?;
+        let creds = Credentials::resolve(
+            secrets.get("credentials"),
+            &config.credentials,
+            None,
+            ORIGIN,
+        )?;
         for (name, o) in &config.tables {
             if let Some(inc) = &o.incremental {
                 let read = o

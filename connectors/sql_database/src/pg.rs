@@ -508,7 +508,7 @@ mod tests {
         let b = num(1, 10, 0, 0, &[1]);
         assert!(numeric(&b, 0).is_err());
         assert!(numeric(&num(0, 0, 0xC000, 0, &[]), 2)
-            .unwrap_err()
+            .expect_err("NaN")
             .contains("NaN"));
         assert_eq!(numeric(&num(0, 0, 0, 0, &[]), 2), Ok(0));
     }

@@ -27,13 +27,11 @@ pub fn connect_error(creds: &Credentials, e: sqlx::Error) -> Error {
     match &e {
         sqlx::Error::Database(d) => {
             // PostgreSQL's SQLSTATE; MySQL's error number (its SQLSTATEs are too coarse)
+            let code = d.code().map(|c| c.to_string()).unwrap_or_default();
             #[cfg(feature = "mysql")]
-            let mysql = d
+            let code = d
                 .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
-                .map(|m| m.number().to_string());
-            #[cfg(not(feature = "mysql"))]
-            let mysql: Option<String> = None;
-            let code = mysql.unwrap_or_else(|| d.code().map(|c| c.to_string()).unwrap_or_default());
+                .map_or(code, |m| m.number().to_string());
             match code.as_str() {
                 // invalid password / authorization (PostgreSQL), access denied (MySQL)
                 "28P01" | "28000" | "1045" | "1044" | "1698" => Error::auth(format!(

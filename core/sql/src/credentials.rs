@@ -355,9 +355,7 @@ mod tests {
             (Some("db.local"), Some(5432), Some("dlt"))
         );
         assert_eq!(c.redacted(), "postgresql://loader:***@db.local:5432/dlt");
-        let e = Credentials::parse("postgresql://u:s3cret@h:5x/d", SRC)
-            .err()
-            .expect("bad port");
+        let e = Credentials::parse("postgresql://u:s3cret@h:5x/d", SRC).expect_err("bad port");
         assert!(
             !e.to_string().contains("s3cret") && e.to_string().contains("port"),
             "{e}"
@@ -368,21 +366,15 @@ mod tests {
             (Some("h"), Some(5433), true)
         );
 
-        let e = Credentials::parse("oracle://x@y/z", SRC)
-            .err()
-            .expect("unsupported");
+        let e = Credentials::parse("oracle://x@y/z", SRC).expect_err("unsupported");
         assert!(
             e.to_string()
                 .contains("source `sql_database`: unsupported database `oracle`"),
             "{e}"
         );
-        let e = Credentials::parse("localhost:5432", SRC)
-            .err()
-            .expect("not a url");
+        let e = Credentials::parse("localhost:5432", SRC).expect_err("not a url");
         assert!(e.to_string().contains("connection string"), "{e}");
-        let e = Credentials::parse("postgresql://u@h:54x/d", SRC)
-            .err()
-            .expect("port");
+        let e = Credentials::parse("postgresql://u@h:54x/d", SRC).expect_err("port");
         assert!(
             e.to_string().contains("port of the connection string"),
             "{e}"
@@ -403,13 +395,11 @@ mod tests {
         );
         let bad = serde_json::json!({"drivername": "mysql", "port": "x"});
         let e = Credentials::from_fields(bad.as_object().expect("obj"), None, SRC)
-            .err()
-            .expect("bad port");
+            .expect_err("bad port");
         assert!(e.to_string().contains("`port`"), "{e}");
         let host = serde_json::json!({"host": "h"});
         let e = Credentials::from_fields(host.as_object().expect("obj"), None, SRC)
-            .err()
-            .expect("no driver");
+            .expect_err("no driver");
         assert!(e.to_string().contains("drivername"), "{e}");
         let c = Credentials::from_fields(host.as_object().expect("obj"), Some("postgresql"), SRC)
             .expect("a destination's own driver");
@@ -428,9 +418,7 @@ mod tests {
         )
         .expect("merged");
         assert_eq!(c.redacted(), "postgresql://u:***@h/other");
-        let e = Credentials::resolve(None, &Map::new(), None, SRC)
-            .err()
-            .expect("none");
+        let e = Credentials::resolve(None, &Map::new(), None, SRC).expect_err("none");
         assert!(
             e.to_string().contains("sources.sql_database.credentials"),
             "{e}"

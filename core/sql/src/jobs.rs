@@ -24,8 +24,10 @@
 //! # Ok::<(), sluice_sdk::Error>(())
 //! ```
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde_json::Value;
-use sluice_sdk::destination::LoadCompletion;
+use sluice_sdk::destination::{LoadCompletion, LoadPlan, SchemaUpdate};
 use sluice_sdk::schema::{Column, DataType, MergeStrategy, Schema, Table, WriteDisposition};
 use sluice_sdk::Result;
 
@@ -109,6 +111,80 @@ pub fn create_table(
         qualified(dataset, &table.name),
         cols.join(", ")
     ))
+}
+
+/// The statements that bring `tables` of `dataset` in line with the schema, given the columns
+/// that `existing` tables have: `CREATE TABLE` for missing tables, `ADD COLUMN` for missing
+/// columns. What they change is recorded in `update`.
+pub fn schema_changes(
+    d: &dyn SqlDialect,
+    dataset: &str,
+    tables: &[&Table],
+    existing: &BTreeMap<String, BTreeSet<String>>,
+    staging: bool,
+    update: &mut SchemaUpdate,
+) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for t in tables {
+        let cols = complete_columns(t);
+        if cols.is_empty() {
+            continue;
+        }
+        match existing.get(&t.name) {
+            None => {
+                out.push(create_table(d, dataset, t, staging)?);
+                update.created_tables.insert(
+                    t.name.clone(),
+                    cols.iter().map(|c| c.name.clone()).collect(),
+                );
+            }
+            Some(have) => {
+                for c in cols.into_iter().filter(|c| !have.contains(&c.name)) {
+                    out.push(add_column(d, dataset, &t.name, c)?);
+                    update
+                        .added_columns
+                        .entry(t.name.clone())
+                        .or_default()
+                        .push(c.name.clone());
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The root tables a load plan touches: those of its jobs, and those the host lists as loaded
+/// without rows (`root_tables`: a replace that produced nothing still empties its tables).
+pub fn plan_roots(schema: &Schema, plan: &LoadPlan) -> Vec<String> {
+    let listed = plan
+        .extra
+        .get("root_tables")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let mut roots: Vec<String> = Vec::new();
+    for t in plan.jobs.iter().map(|j| j.table_name.clone()).chain(listed) {
+        let root = schema.root_of(&t).to_string();
+        if !roots.contains(&root) {
+            roots.push(root);
+        }
+    }
+    roots
+}
+
+/// Whether the rows of the chain rooted at `root` are loaded into the staging dataset first:
+/// merge always, replace unless it truncates and inserts directly.
+pub fn uses_staging(schema: &Schema, root: &str, truncate_and_insert: bool) -> bool {
+    match schema.write_disposition_of(root) {
+        WriteDisposition::Merge => true,
+        WriteDisposition::Replace => !truncate_and_insert,
+        _ => false,
+    }
 }
 
 /// `ALTER TABLE ... ADD COLUMN` (one column per statement; a table with rows cannot take a
@@ -219,7 +295,12 @@ impl Followup<'_> {
     /// The statements that move a staged chain into place: `replace` with
     /// `insert-from-staging`, or merge with the root table's strategy. `boundary` is the scd2
     /// boundary timestamp (ISO 8601).
-    pub fn statements(&self, chain: &[&Table], disposition: WriteDisposition, boundary: &str) -> Vec<String> {
+    pub fn statements(
+        &self,
+        chain: &[&Table],
+        disposition: WriteDisposition,
+        boundary: &str,
+    ) -> Vec<String> {
         match disposition {
             WriteDisposition::Replace => self.insert_from_staging(chain),
             WriteDisposition::Merge => match chain[0].merge_strategy().unwrap_or_default() {
@@ -594,7 +675,11 @@ mod tests {
         let child = table(
             "a_long_root_table_name__c",
             Some("a_long_root_table_name"),
-            &[("v", &[]), ("_dlt_root_id", &["root_key"]), ("_dlt_id", &["row_key"])],
+            &[
+                ("v", &[]),
+                ("_dlt_root_id", &["root_key"]),
+                ("_dlt_id", &["row_key"]),
+            ],
         );
         let f = Followup {
             dialect: &Short,
@@ -603,7 +688,10 @@ mod tests {
             temp_suffix: "1a2b",
         };
         let sql = f.delete_insert(&[&root, &child]);
-        assert_eq!(sql[0], r#"CREATE TEMPORARY TABLE "a_long_r_delete_1a2b" AS SELECT d."_dlt_id" FROM "ds"."a_long_root_table_name" AS d WHERE EXISTS (SELECT 1 FROM "ds_staging"."a_long_root_table_name" AS s WHERE (d."id" = s."id"))"#);
+        assert_eq!(
+            sql[0],
+            r#"CREATE TEMPORARY TABLE "a_long_r_delete_1a2b" AS SELECT d."_dlt_id" FROM "ds"."a_long_root_table_name" AS d WHERE EXISTS (SELECT 1 FROM "ds_staging"."a_long_root_table_name" AS s WHERE (d."id" = s."id"))"#
+        );
         assert!(sql.iter().all(|s| !s.contains("rowid")), "{sql:?}");
         assert!(
             sql.iter()

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use duckdb::{params, Connection};
-use serde_json::Value;
+
 use sluice_sdk::destination::{
     BatchReader, ClientRequest, DropTablesRequest, JobReport, LoadCompletion, LoadJob, LoadPlan,
     SchemaUpdate, SchemaUpdateRequest, StoredSchema, StoredState,
@@ -23,6 +23,7 @@ use sluice_sdk::{BatchStream, CancelToken, DestinationClient, Error, Result};
 use crate::config::DuckDbConfig;
 use crate::sql;
 use crate::types::{literal, quote};
+use sluice_sql::jobs;
 
 /// Caps glibc's malloc at two arenas, once per process, before DuckDB starts its threads.
 ///
@@ -244,32 +245,8 @@ impl DuckDbClient {
     ) -> Result<()> {
         self.exec(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote(dataset)))?;
         let existing = self.existing_columns(dataset)?;
-        for t in tables {
-            let cols = sql::complete_columns(t);
-            if cols.is_empty() {
-                continue;
-            }
-            match existing.get(&t.name) {
-                None => {
-                    self.exec(&sql::create_table(dataset, t)?)?;
-                    update.created_tables.insert(
-                        t.name.clone(),
-                        cols.iter().map(|c| c.name.clone()).collect(),
-                    );
-                }
-                Some(have) => {
-                    for c in cols {
-                        if !have.contains(&c.name) {
-                            self.exec(&sql::add_column(dataset, &t.name, c)?)?;
-                            update
-                                .added_columns
-                                .entry(t.name.clone())
-                                .or_default()
-                                .push(c.name.clone());
-                        }
-                    }
-                }
-            }
+        for s in jobs::schema_changes(&sql::DuckDb, dataset, tables, &existing, false, update)? {
+            self.exec(&s)?;
         }
         Ok(())
     }
@@ -283,44 +260,21 @@ impl DuckDbClient {
     /// Root tables touched by the plan (with jobs, or listed as loaded without rows).
     fn plan_roots(&self) -> Result<Vec<String>> {
         let schema = self.schema()?;
-        let mut roots: Vec<String> = Vec::new();
-        if let Some(plan) = &self.plan {
-            let listed = plan
-                .extra
-                .get("root_tables")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(String::from)
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default();
-            for t in plan.jobs.iter().map(|j| j.table_name.clone()).chain(listed) {
-                let root = schema.root_of(&t).to_string();
-                if !roots.contains(&root) {
-                    roots.push(root);
-                }
-            }
-        }
-        Ok(roots)
-    }
-
-    fn replace_strategy(&self) -> &str {
-        self.config
-            .replace_strategy
-            .as_deref()
-            .unwrap_or("truncate-and-insert")
+        Ok(self
+            .plan
+            .as_ref()
+            .map(|p| jobs::plan_roots(schema, p))
+            .unwrap_or_default())
     }
 
     /// Whether rows of the chain rooted at `root` go through the staging dataset.
     fn uses_staging(&self, root: &str) -> Result<bool> {
-        let schema = self.schema()?;
-        Ok(match schema.write_disposition_of(root) {
-            WriteDisposition::Merge => true,
-            WriteDisposition::Replace => self.replace_strategy() != "truncate-and-insert",
-            _ => false,
-        })
+        let truncate = self
+            .config
+            .replace_strategy
+            .as_deref()
+            .is_none_or(|s| s == "truncate-and-insert");
+        Ok(jobs::uses_staging(self.schema()?, root, truncate))
     }
 
     fn rollback(&mut self) {

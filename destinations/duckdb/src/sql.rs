@@ -4,8 +4,8 @@
 
 use sluice_sdk::schema::{Column, DataType, Table};
 use sluice_sdk::Result;
-pub use sluice_sql::jobs::{chain, complete_columns, literal, qualified, quote, Followup};
 use sluice_sql::jobs::{self, SqlDialect};
+pub use sluice_sql::jobs::{chain, complete_columns, literal, qualified, quote, Followup};
 
 use crate::types::column_type;
 

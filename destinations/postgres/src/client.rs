@@ -249,18 +249,8 @@ impl PostgresClient {
 
     /// Runs a query with text parameters and returns its rows.
     fn fetch(&mut self, what: &str, sql: &str, params: &[&str]) -> Result<Vec<PgRow>> {
-        tracing::debug!(target: "sluice::postgres", "{sql}");
-        self.connect()?;
-        let Self { rt, con, .. } = self;
-        let Some(con) = con.as_mut() else {
-            return Err(Error::internal("no connection"));
-        };
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
-        for p in params {
-            q = q.bind(*p);
-        }
-        let r = rt.block_on(q.fetch_all(con));
-        r.map_err(|e| self.fail(what, e))
+        let params: Vec<Option<&str>> = params.iter().map(|p| Some(*p)).collect();
+        self.fetch_opt(what, sql, &params)
     }
 
     fn begin(&mut self) -> Result<()> {
@@ -347,37 +337,24 @@ impl PostgresClient {
     ) -> Result<()> {
         self.create_schema(dataset)?;
         let existing = self.existing_columns(dataset)?;
-        for t in tables {
-            let cols = jobs::complete_columns(t);
-            if cols.is_empty() {
-                continue;
-            }
-            match existing.get(&t.name) {
-                None => {
-                    let unlogged = staging == Staging::Unlogged;
-                    self.exec(&jobs::create_table(&Postgres, dataset, t, unlogged)?)?;
-                    if staging == Staging::No {
-                        self.created.insert(t.name.clone());
-                    }
-                    update.created_tables.insert(
-                        t.name.clone(),
-                        cols.iter().map(|c| c.name.clone()).collect(),
-                    );
-                }
-                Some(have) => {
-                    for c in cols {
-                        if !have.contains(&c.name) {
-                            self.exec(&jobs::add_column(&Postgres, dataset, &t.name, c)?)?;
-                            update
-                                .added_columns
-                                .entry(t.name.clone())
-                                .or_default()
-                                .push(c.name.clone());
-                        }
-                    }
-                }
-            }
+        let tables: Vec<&Table> = tables.iter().collect();
+        let mut changes = SchemaUpdate::default();
+        let unlogged = staging == Staging::Unlogged;
+        for s in jobs::schema_changes(
+            &Postgres,
+            dataset,
+            &tables,
+            &existing,
+            unlogged,
+            &mut changes,
+        )? {
+            self.exec(&s)?;
         }
+        if staging == Staging::No {
+            self.created.extend(changes.created_tables.keys().cloned());
+        }
+        update.created_tables.extend(changes.created_tables);
+        update.added_columns.extend(changes.added_columns);
         Ok(())
     }
 
@@ -389,11 +366,7 @@ impl PostgresClient {
 
     /// Brings the dataset in line with the schema in the open transaction and stores the
     /// schema's version row if it is new.
-    fn apply_schema(
-        &mut self,
-        schema_json: &str,
-        only: Option<&[String]>,
-    ) -> Result<SchemaUpdate> {
+    fn apply_schema(&mut self, schema_json: &str, only: Option<&[String]>) -> Result<SchemaUpdate> {
         let schema = self.schema()?.clone();
         let tables: Vec<Table> = schema
             .tables
@@ -437,38 +410,17 @@ impl PostgresClient {
     /// Root tables touched by the plan (with jobs, or listed as loaded without rows).
     fn plan_roots(&self) -> Result<Vec<String>> {
         let schema = self.schema()?;
-        let mut roots: Vec<String> = Vec::new();
-        if let Some(plan) = &self.plan {
-            let listed = plan
-                .extra
-                .get("root_tables")
-                .and_then(serde_json::Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(serde_json::Value::as_str)
-                        .map(String::from)
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default();
-            for t in plan.jobs.iter().map(|j| j.table_name.clone()).chain(listed) {
-                let root = schema.root_of(&t).to_string();
-                if !roots.contains(&root) {
-                    roots.push(root);
-                }
-            }
-        }
-        Ok(roots)
+        Ok(self
+            .plan
+            .as_ref()
+            .map(|p| jobs::plan_roots(schema, p))
+            .unwrap_or_default())
     }
 
     /// Whether rows of the chain rooted at `root` go through the staging dataset.
     fn uses_staging(&self, root: &str) -> Result<bool> {
-        Ok(match self.schema()?.write_disposition_of(root) {
-            WriteDisposition::Merge => true,
-            WriteDisposition::Replace => {
-                self.config.replace_strategy != ReplaceStrategy::TruncateAndInsert
-            }
-            _ => false,
-        })
+        let truncate = self.config.replace_strategy == ReplaceStrategy::TruncateAndInsert;
+        Ok(jobs::uses_staging(self.schema()?, root, truncate))
     }
 
     /// Streams `data` into `dataset.table` with binary COPY.
@@ -479,14 +431,9 @@ impl PostgresClient {
         data: BatchReader,
         cancel: &CancelToken,
     ) -> Result<u64> {
-        let t = self
-            .schema()?
-            .tables
-            .get(table)
-            .cloned()
-            .ok_or_else(|| {
-                Error::schema(format!("the schema has no table `{table}` to load into"))
-            })?;
+        let t = self.schema()?.tables.get(table).cloned().ok_or_else(|| {
+            Error::schema(format!("the schema has no table `{table}` to load into"))
+        })?;
         let encoder = Encoder::new(&t, &data.schema())?;
         let statement = format!(
             "COPY {} ({}) FROM STDIN (FORMAT binary)",
@@ -507,10 +454,8 @@ impl PostgresClient {
                         let batch = batch.map_err(Error::from)?;
                         encoder.encode(&batch, &mut buf)?;
                         if buf.len() >= CHUNK {
-                            let full = std::mem::replace(
-                                &mut buf,
-                                Vec::with_capacity(CHUNK + CHUNK / 4),
-                            );
+                            let full =
+                                std::mem::replace(&mut buf, Vec::with_capacity(CHUNK + CHUNK / 4));
                             if tx.blocking_send(Ok(full)).is_err() {
                                 return Ok(()); // the COPY stopped; its error is reported
                             }
@@ -550,10 +495,9 @@ impl PostgresClient {
         match result {
             Ok(rows) => Ok(rows),
             Err(CopyError::Data(e)) => Err(e),
-            Err(CopyError::Db(e)) => Err(self.fail(
-                format!("cannot load table `{table}` with COPY"),
-                e,
-            )),
+            Err(CopyError::Db(e)) => {
+                Err(self.fail(format!("cannot load table `{table}` with COPY"), e))
+            }
         }
     }
 
@@ -753,7 +697,12 @@ impl DestinationClient for PostgresClient {
         let Some(r) = rows.first() else {
             return Ok(None);
         };
-        let text = |i: usize| r.try_get::<Option<String>, _>(i).ok().flatten().unwrap_or_default();
+        let text = |i: usize| {
+            r.try_get::<Option<String>, _>(i)
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        };
         Ok(Some(StoredSchema {
             version: text(0).parse().unwrap_or(0),
             engine_version: text(1).parse().unwrap_or(0),
@@ -836,7 +785,11 @@ impl DestinationClient for PostgresClient {
                 if self.uses_staging(&root)? {
                     let swapped = schema.write_disposition_of(&root) == WriteDisposition::Replace
                         && self.config.replace_strategy == ReplaceStrategy::StagingOptimized;
-                    let kind = if swapped { Staging::Logged } else { Staging::Unlogged };
+                    let kind = if swapped {
+                        Staging::Logged
+                    } else {
+                        Staging::Unlogged
+                    };
                     self.sync_tables(&staging, &chain, kind, &mut staging_update)?;
                     empty.extend(chain.iter().map(|t| qualified(&staging, &t.name)));
                 } else if schema.write_disposition_of(&root) == WriteDisposition::Replace {
@@ -894,8 +847,12 @@ impl DestinationClient for PostgresClient {
         path: &Path,
         cancel: &CancelToken,
     ) -> Result<JobReport> {
-        let file = std::fs::File::open(path)
-            .map_err(|e| Error::io(format!("cannot open the load file `{}`: {e}", path.display())))?;
+        let file = std::fs::File::open(path).map_err(|e| {
+            Error::io(format!(
+                "cannot open the load file `{}`: {e}",
+                path.display()
+            ))
+        })?;
         let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
             .and_then(|b| b.with_batch_size(BATCH_ROWS).build())
@@ -930,7 +887,9 @@ impl DestinationClient for PostgresClient {
             "SELECT 1 FROM {} WHERE load_id = $1",
             qualified(&dataset, "_dlt_loads")
         );
-        Ok(!self.fetch("cannot read _dlt_loads", &sql, &[load_id])?.is_empty())
+        Ok(!self
+            .fetch("cannot read _dlt_loads", &sql, &[load_id])?
+            .is_empty())
     }
 
     fn drop_tables(&mut self, request: &DropTablesRequest) -> Result<()> {

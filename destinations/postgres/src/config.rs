@@ -133,17 +133,14 @@ mod tests {
         assert_eq!(c.credentials.redacted(), "postgresql://u:***@db/d");
         assert_eq!(c.replace_strategy, ReplaceStrategy::StagingOptimized);
         assert_eq!(c.staging_dataset("ds"), "ds_staging");
-        let e = PostgresConfig::from_json(json!({}), json!({}))
-            .expect_err("no credentials");
+        let e = PostgresConfig::from_json(json!({}), json!({})).expect_err("no credentials");
         assert!(
             e.to_string().contains("destination.postgres.credentials"),
             "{e}"
         );
-        let e = PostgresConfig::from_json(
-            json!({}),
-            json!({"credentials": "mysql://u:s3cret@h/d"}),
-        )
-        .expect_err("wrong database");
+        let e =
+            PostgresConfig::from_json(json!({}), json!({"credentials": "mysql://u:s3cret@h/d"}))
+                .expect_err("wrong database");
         assert!(
             !e.to_string().contains("s3cret") && e.to_string().contains("postgresql://"),
             "{e}"

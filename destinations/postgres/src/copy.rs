@@ -145,9 +145,11 @@ impl Encoder {
                 cast(&ArrowType::Int64)?.as_primitive::<Int64Type>().clone(),
                 target.ty,
             ),
-            PgType::Float8 => {
-                Prepared::Float(cast(&ArrowType::Float64)?.as_primitive::<Float64Type>().clone())
-            }
+            PgType::Float8 => Prepared::Float(
+                cast(&ArrowType::Float64)?
+                    .as_primitive::<Float64Type>()
+                    .clone(),
+            ),
             PgType::Text => Prepared::Text(self.text(target, array, &value_type)?),
             PgType::Jsonb => Prepared::Json(self.text(target, array, &value_type)?),
             PgType::Bytea => Prepared::Bytes(match value_type {
@@ -156,9 +158,11 @@ impl Encoder {
                 }
                 _ => cast(&ArrowType::Binary)?,
             }),
-            PgType::Date => {
-                Prepared::Date(cast(&ArrowType::Date32)?.as_primitive::<Date32Type>().clone())
-            }
+            PgType::Date => Prepared::Date(
+                cast(&ArrowType::Date32)?
+                    .as_primitive::<Date32Type>()
+                    .clone(),
+            ),
             PgType::Timestamp => {
                 // same zone, microseconds: the stored instants are kept as they are
                 let tz = match &value_type {
@@ -202,7 +206,12 @@ impl Encoder {
     }
 
     /// Text of a text or json column: strings as they are, nested Arrow values as JSON.
-    fn text(&self, target: &Target, array: &ArrayRef, value_type: &ArrowType) -> Result<StringArray> {
+    fn text(
+        &self,
+        target: &Target,
+        array: &ArrayRef,
+        value_type: &ArrowType,
+    ) -> Result<StringArray> {
         use ArrowType::*;
         if array.data_type() == &Utf8 {
             return Ok(array.as_string::<i32>().clone());
@@ -213,14 +222,22 @@ impl Encoder {
         );
         if !nested {
             let a = cast_with_options(array, &Utf8, &strict()).map_err(|e| {
-                self.value_error(target, format!("cannot load {} values as text: {e}", array.data_type()))
+                self.value_error(
+                    target,
+                    format!("cannot load {} values as text: {e}", array.data_type()),
+                )
             })?;
             return Ok(a.as_string::<i32>().clone());
         }
         let field = Arc::new(Field::new(&target.name, array.data_type().clone(), true));
         let options = arrow_json::writer::EncoderOptions::default().with_explicit_nulls(true);
         let mut encoder = arrow_json::writer::make_encoder(&field, array.as_ref(), &options)
-            .map_err(|e| self.value_error(target, format!("cannot write {} values as JSON: {e}", array.data_type())))?;
+            .map_err(|e| {
+                self.value_error(
+                    target,
+                    format!("cannot write {} values as JSON: {e}", array.data_type()),
+                )
+            })?;
         let mut out = arrow_array::builder::StringBuilder::new();
         let mut buf = Vec::new();
         for i in 0..array.len() {
@@ -365,7 +382,11 @@ fn put_numeric(out: &mut Vec<u8>, negative: bool, groups: &[i16], weight: i16, d
     out.extend_from_slice(&(len as i32).to_be_bytes());
     out.extend_from_slice(&(groups.len() as i16).to_be_bytes());
     out.extend_from_slice(&weight.to_be_bytes());
-    let sign: u16 = if negative && !groups.is_empty() { 0x4000 } else { 0 };
+    let sign: u16 = if negative && !groups.is_empty() {
+        0x4000
+    } else {
+        0
+    };
     out.extend_from_slice(&sign.to_be_bytes());
     out.extend_from_slice(&dscale.to_be_bytes());
     for g in groups {
@@ -439,13 +460,23 @@ fn numeric_digits(out: &mut Vec<u8>, text: &str, scale: i8) {
     let lead = (4 - int.len() % 4) % 4;
     let int_padded = format!("{}{int}", "0".repeat(lead));
     for c in int_padded.as_bytes().chunks(4) {
-        groups.push(std::str::from_utf8(c).ok().and_then(|s| s.parse().ok()).unwrap_or(0));
+        groups.push(
+            std::str::from_utf8(c)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
+        );
     }
     let int_groups = groups.len();
     let trail = (4 - frac.len() % 4) % 4;
     let frac_padded = format!("{frac}{}", "0".repeat(trail));
     for c in frac_padded.as_bytes().chunks(4) {
-        groups.push(std::str::from_utf8(c).ok().and_then(|s| s.parse().ok()).unwrap_or(0));
+        groups.push(
+            std::str::from_utf8(c)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
+        );
     }
     put_numeric(
         out,
@@ -486,14 +517,14 @@ mod tests {
         // 12.3456 at scale 4: digits [12, 3456], weight 0
         assert_eq!(fields(&numeric(123456, 4)), (2, 0, 0, 4, vec![12, 3456]));
         // -12.35 at scale 2: [12, 3500], weight 0, negative
-        assert_eq!(fields(&numeric(-1235, 2)), (2, 0, 0x4000, 2, vec![12, 3500]));
+        assert_eq!(
+            fields(&numeric(-1235, 2)),
+            (2, 0, 0x4000, 2, vec![12, 3500])
+        );
         // 0.000000001 at scale 9: [0, 0, 1000] -> weight -3, digit 1000
         assert_eq!(fields(&numeric(1, 9)), (1, -3, 0, 9, vec![1000]));
         // 1e30 at scale 0: one digit 100 at weight 7
-        assert_eq!(
-            fields(&numeric(10i128.pow(30), 0)),
-            (1, 7, 0, 0, vec![100])
-        );
+        assert_eq!(fields(&numeric(10i128.pow(30), 0)), (1, 7, 0, 0, vec![100]));
         // zero: no digits
         assert_eq!(fields(&numeric(0, 9)), (0, 0, 0, 9, vec![]));
         // the extremes of decimal(38, 9)

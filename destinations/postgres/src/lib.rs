@@ -91,13 +91,19 @@ impl Destination for PostgresDestination {
     }
 
     fn open_client(&self, request: ClientRequest) -> Result<Box<dyn DestinationClient>> {
-        Ok(Box::new(PostgresClient::open(self.config.clone(), &request)?))
+        Ok(Box::new(PostgresClient::open(
+            self.config.clone(),
+            &request,
+        )?))
     }
 }
 
 fn plugin() -> Plugin {
-    Plugin::new(include_str!("../sluice-plugin.toml"), env!("CARGO_PKG_VERSION"))
-        .destination(PostgresDestination::from_json)
+    Plugin::new(
+        include_str!("../sluice-plugin.toml"),
+        env!("CARGO_PKG_VERSION"),
+    )
+    .destination(PostgresDestination::from_json)
 }
 
 sluice_sdk::declare_plugin!(pub fn plugin_module = plugin);
