@@ -81,31 +81,6 @@ fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-const NATIVE: [&str; 8] = [
-    "BIGINT", "INTEGER", "SMALLINT", "TINYINT", "DOUBLE", "BOOLEAN", "VARCHAR", "HUGEINT",
-];
-
-fn duck_value(v: duckdb::types::Value) -> Value {
-    use duckdb::types::Value as D;
-    match v {
-        D::Null => Value::Null,
-        D::Boolean(b) => json!(b),
-        D::TinyInt(i) => json!(i),
-        D::SmallInt(i) => json!(i),
-        D::Int(i) => json!(i),
-        D::BigInt(i) => json!(i),
-        D::HugeInt(i) => json!(i as f64),
-        D::UTinyInt(i) => json!(i),
-        D::USmallInt(i) => json!(i),
-        D::UInt(i) => json!(i),
-        D::UBigInt(i) => json!(i),
-        D::Float(f) => json!(f),
-        D::Double(f) => json!(f),
-        D::Text(s) => json!(s),
-        other => json!(format!("{other:?}")),
-    }
-}
-
 /// Loads the parquet files of a table into DuckDB with the schema's column types and reads it
 /// back the way the golden generator dumps tables.
 fn load_and_dump(
@@ -140,7 +115,7 @@ fn load_and_dump(
         .iter()
         .map(|c| {
             let t = duckdb_type(c);
-            if NATIVE.contains(&t.as_str()) {
+            if sluice_tests::DUCKDB_NATIVE.contains(&t.as_str()) {
                 quote(&c.name)
             } else {
                 format!("CAST({} AS VARCHAR)", quote(&c.name))
@@ -155,7 +130,7 @@ fn load_and_dump(
         let mut m = BTreeMap::new();
         for (i, c) in columns.iter().enumerate() {
             let v: duckdb::types::Value = r.get(i).map_err(|e| e.to_string())?;
-            m.insert(c.name.clone(), duck_value(v));
+            m.insert(c.name.clone(), sluice_tests::duck_value(v));
         }
         out.push(m);
     }

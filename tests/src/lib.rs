@@ -209,11 +209,13 @@ pub fn pg_dump(dataset: &str) -> Dump {
 }
 
 /// DuckDB's types read back as native JSON values; the others are read as `VARCHAR`.
-const DUCKDB_NATIVE: [&str; 8] = [
+pub const DUCKDB_NATIVE: [&str; 8] = [
     "BIGINT", "INTEGER", "SMALLINT", "TINYINT", "DOUBLE", "BOOLEAN", "VARCHAR", "HUGEINT",
 ];
 
-fn duck_value(v: sluice_destination_duckdb::duckdb::types::Value) -> serde_json::Value {
+/// A DuckDB value as JSON (integers, floats, booleans and text natively; anything else as its
+/// debug form).
+pub fn duck_value(v: sluice_destination_duckdb::duckdb::types::Value) -> serde_json::Value {
     use serde_json::json;
     use sluice_destination_duckdb::duckdb::types::Value as D;
     match v {
@@ -224,6 +226,10 @@ fn duck_value(v: sluice_destination_duckdb::duckdb::types::Value) -> serde_json:
         D::Int(i) => json!(i),
         D::BigInt(i) => json!(i),
         D::HugeInt(i) => json!(i as f64),
+        D::UTinyInt(i) => json!(i),
+        D::USmallInt(i) => json!(i),
+        D::UInt(i) => json!(i),
+        D::UBigInt(i) => json!(i),
         D::Float(f) => json!(f),
         D::Double(f) => json!(f),
         D::Text(s) => json!(s),
