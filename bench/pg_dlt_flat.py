@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""dlt 1.31: the 1M flat JSON lines -> PostgreSQL (dataset `bench`), read as the harness's
+"""dlt 1.31: the 1M flat JSON lines -> PostgreSQL (dataset `flat_pg`), read as the harness's
 run_dlt_flat.py reads them (orjson, lists of 10,000 dicts). --file-format csv uses dlt's COPY
 path; the default is dlt's insert_values."""
 import argparse
@@ -34,7 +34,7 @@ def flat():
 
 
 p = dlt.pipeline(pipeline_name="bench_pg_flat", destination=dlt.destinations.postgres(a.url),
-                 dataset_name="bench", pipelines_dir=os.path.join(a.work, "pipelines"), progress=None)
+                 dataset_name="flat_pg", pipelines_dir=os.path.join(a.work, "pipelines"), progress=None)
 t0 = time.perf_counter()
 kw = {"loader_file_format": a.file_format} if a.file_format else {}
 p.extract(flat(), **kw)

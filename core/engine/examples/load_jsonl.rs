@@ -2,10 +2,11 @@
 //! normalize, load): the end-to-end benchmark until the filesystem source and `sluice run` exist.
 //!
 //! ```text
-//! load_jsonl <file.jsonl> <table> <duckdb-file | postgresql://...> [--merge KEY] [--pipelines-dir DIR] [--destination NAME] [--memory-limit 256MB] [--set KEY=VALUE]...
+//! load_jsonl <file.jsonl> <table> <duckdb-file | postgresql://...> [--merge KEY] [--pipelines-dir DIR] [--destination NAME] [--dataset NAME] [--memory-limit 256MB] [--set KEY=VALUE]...
 //! ```
 //!
-//! A `postgresql://` connection string loads into the postgres destination (dataset `bench`).
+//! A `postgresql://` connection string loads into the postgres destination. The dataset is
+//! `bench` unless `--dataset` says otherwise.
 //!
 //! Prints the load info, the wall time and the peak RSS.
 
@@ -31,11 +32,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut positional = Vec::new();
     let (mut merge_key, mut pipelines_dir, mut destination) = (None, None, "duckdb".to_string());
     let mut config = json!({});
+    let mut dataset = "bench".to_string();
     while let Some(a) = args.next() {
         match a.as_str() {
             "--merge" => merge_key = args.next(),
             "--pipelines-dir" => pipelines_dir = args.next(),
             "--destination" => destination = args.next().ok_or("--destination needs a name")?,
+            "--dataset" => dataset = args.next().ok_or("--dataset needs a name")?,
             "--memory-limit" => {
                 config["memory_limit"] = json!(args.next().ok_or("--memory-limit needs a size")?)
             }
@@ -71,7 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut builder = Pipeline::builder(&format!("load_{table}"))
         .destination(&destination)
         .destination_config(config, secrets)
-        .dataset_name("bench");
+        .dataset_name(&dataset);
     if let Some(dir) = pipelines_dir {
         builder = builder.pipelines_dir(dir);
     }

@@ -210,6 +210,7 @@ impl PostgresClient {
                     "22021" => Some("PostgreSQL text cannot hold NUL (\\u0000) characters; remove them in the source or load the column as binary"),
                     "23505" => Some("a UNIQUE constraint was violated; the table already holds a row with this key"),
                     "23502" => Some("a NOT NULL column got NULL; check the column's nullable hint"),
+                    "42939" => Some("names starting with pg_ are reserved by PostgreSQL; choose another dataset name"),
                     "42501" => Some("the user lacks a privilege; grant it CREATE on the database and USAGE, CREATE on the dataset's schema"),
                     "53100" => Some("the server's disk is full; free space, then run again: the package is still pending"),
                     "0A000" if context.to_string().contains("MERGE") => Some("merge strategy upsert needs PostgreSQL 15 or newer; use delete-insert"),
