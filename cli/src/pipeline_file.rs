@@ -46,6 +46,14 @@ pub struct PipelineSection {
     /// Delete a loaded package's job files (default true; env LOAD__DELETE_COMPLETED_JOBS wins).
     #[serde(default)]
     pub delete_completed_jobs: Option<bool>,
+    /// Add a random `_dlt_id` to typed Arrow tables (default false, as dlt; env
+    /// NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_ID wins).
+    #[serde(default)]
+    pub add_dlt_id: Option<bool>,
+    /// Add `_dlt_load_id` to typed Arrow tables (default false, as dlt; env
+    /// NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID wins).
+    #[serde(default)]
+    pub add_dlt_load_id: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

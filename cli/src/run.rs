@@ -152,7 +152,8 @@ pub fn run(registry: Registry, args: RunArgs) -> Result<ExitCode, String> {
             src_or_empty(dest_conf.secrets),
         )
         .dev_mode(args.full_refresh || pf.pipeline.dev_mode)
-        .delete_completed_jobs(delete_completed_jobs(pf.pipeline.delete_completed_jobs)?);
+        .delete_completed_jobs(delete_completed_jobs(pf.pipeline.delete_completed_jobs)?)
+        .arrow_options(arrow_options(&pf.pipeline)?);
     if let Some(d) = args.dataset.clone().or(pf.pipeline.dataset.clone()) {
         builder = builder.dataset_name(&d);
     }
@@ -257,15 +258,38 @@ pub fn run(registry: Registry, args: RunArgs) -> Result<ExitCode, String> {
 /// `LOAD__DELETE_COMPLETED_JOBS` (dlt's key), else the pipeline file's
 /// `delete_completed_jobs` (`file`), else true.
 pub fn delete_completed_jobs(file: Option<bool>) -> Result<bool, String> {
-    match std::env::var("LOAD__DELETE_COMPLETED_JOBS") {
+    flag("LOAD__DELETE_COMPLETED_JOBS", file, true)
+}
+
+/// dlt's `normalize.parquet_normalizer` settings: the environment wins over the pipeline file;
+/// both off by default, as in dlt.
+pub fn arrow_options(
+    pf: &crate::pipeline_file::PipelineSection,
+) -> Result<sluice::pipeline::ArrowOptions, String> {
+    Ok(sluice::pipeline::ArrowOptions {
+        add_dlt_id: flag(
+            "NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_ID",
+            pf.add_dlt_id,
+            false,
+        )?,
+        add_dlt_load_id: flag(
+            "NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID",
+            pf.add_dlt_load_id,
+            false,
+        )?,
+    })
+}
+
+/// A boolean setting: environment variable `var`, else the pipeline file's value, else
+/// `default`.
+fn flag(var: &str, file: Option<bool>, default: bool) -> Result<bool, String> {
+    match std::env::var(var) {
         Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => Ok(true),
             "false" | "0" | "no" | "off" => Ok(false),
-            _ => Err(format!(
-                "LOAD__DELETE_COMPLETED_JOBS is `{v}`\nhint: set it to true or false"
-            )),
+            _ => Err(format!("{var} is `{v}`\nhint: set it to true or false")),
         },
-        Err(_) => Ok(file.unwrap_or(true)),
+        Err(_) => Ok(file.unwrap_or(default)),
     }
 }
 

@@ -321,3 +321,72 @@ fn a_loaded_package_deletes_its_job_files_unless_told_to_keep_them() {
         }
     }
 }
+
+/// Typed Arrow tables get `_dlt_id` / `_dlt_load_id` only when asked (dlt's
+/// `normalize.parquet_normalizer.add_dlt_id` / `add_dlt_load_id`); a table that has them keeps
+/// getting them, so its NOT NULL columns stay complete when the option is turned off again.
+#[test]
+fn arrow_tables_get_dlt_columns_only_when_asked_and_keep_them() {
+    use arrow_array::{Int64Array, RecordBatch};
+    use arrow_schema::{DataType, Field, Schema};
+    use sluice::pipeline::ArrowOptions;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = tmp.path().join("arrow.duckdb");
+    let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+    let batch = |from: i64| {
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from_iter_values(from..from + 3))],
+        )
+        .expect("batch")
+    };
+    let run = |table: &str, from: i64, options: ArrowOptions| {
+        let mut p = Pipeline::builder("arrow_pipeline")
+            .registry(sluice_tests::registry())
+            .destination("duckdb")
+            .destination_config(json!({"credentials": db.to_string_lossy()}), json!({}))
+            .dataset_name("arrow_data")
+            .pipelines_dir(tmp.path().join("pipelines"))
+            .arrow_options(options)
+            .build()
+            .expect("pipeline");
+        let source = CodeSource::new(
+            "arrow",
+            vec![Resource::from_batches(
+                table,
+                schema.clone(),
+                vec![batch(from)],
+            )],
+        );
+        p.run(&source, &RunOptions::default()).expect("run");
+    };
+    let columns = |table: &str| -> Vec<String> {
+        let con = duckdb::Connection::open(&db).expect("open");
+        let mut st = con
+            .prepare("SELECT column_name FROM information_schema.columns WHERE table_schema = 'arrow_data' AND table_name = ? ORDER BY ordinal_position")
+            .expect("columns");
+        st.query_map([table], |r| r.get(0))
+            .expect("rows")
+            .map(|r| r.expect("row"))
+            .collect()
+    };
+    run("plain", 0, ArrowOptions::default());
+    assert_eq!(columns("plain"), ["n"], "dlt's default: no system columns");
+    let on = ArrowOptions {
+        add_dlt_id: true,
+        add_dlt_load_id: true,
+    };
+    run("traced", 0, on);
+    assert_eq!(columns("traced"), ["n", "_dlt_load_id", "_dlt_id"]);
+    // turned off again: the table keeps getting both, every row complete
+    run("traced", 3, ArrowOptions::default());
+    let con = duckdb::Connection::open(&db).expect("open");
+    let (rows, ids, loads): (i64, i64, i64) = con
+        .query_row(
+            r#"SELECT count(*), count(DISTINCT _dlt_id), count(DISTINCT _dlt_load_id) FROM "arrow_data"."traced""#,
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("count");
+    assert_eq!((rows, ids, loads), (6, 6, 2));
+}

@@ -47,6 +47,9 @@ fn default_chunk_size() -> usize {
 fn default_concurrency() -> usize {
     2
 }
+fn default_parallel_ranges() -> usize {
+    2
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +66,8 @@ struct Config {
     include_views: bool,
     #[serde(default = "default_concurrency")]
     concurrency: usize,
+    #[serde(default = "default_parallel_ranges")]
+    parallel_ranges: usize,
     #[serde(default)]
     write_disposition: Option<WriteDispositionHint>,
     #[serde(default)]
@@ -348,6 +353,7 @@ impl Source for SqlDatabase {
             chunk = chunk.min(n.max(1));
         }
         let ctx2 = ctx.clone();
+        let ranges = self.config.parallel_ranges.max(1);
         Ok(ctx.spawn(None, move |sink| async move {
             let _permit = permits
                 .acquire_owned()
@@ -368,12 +374,15 @@ impl Source for SqlDatabase {
                 window: request.incremental.as_ref(),
                 // dlt's add_limit counts chunks
                 limit_rows: request.limit.map(|n| n.saturating_mul(chunk as u64)),
+                range: None,
             };
             let mut out = BatchAssembler::new(arrow, chunk);
             let started = std::time::Instant::now();
             let mut con = Conn::open(&creds).await?;
             let rows = match &mut con {
-                Conn::Pg(c) => pg::read(c, &schema, &plan, &mut out, &sink).await,
+                Conn::Pg(c) => {
+                    pg::read_in_ranges(c, &creds, &schema, &plan, &mut out, &sink, ranges).await
+                }
                 Conn::My(c) => mysql::read(c, &schema, &plan, &mut out, &sink).await,
                 Conn::Lite(c) => sqlite::read(c, &plan, &mut out, &sink).await,
             };

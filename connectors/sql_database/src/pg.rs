@@ -4,7 +4,7 @@
 
 use futures::StreamExt;
 use sqlx::postgres::PgConnection;
-use sqlx::Row;
+use sqlx::{Connection, Row};
 
 use crate::model::{
     literal, uuid_text, value_error, BatchAssembler, ColumnBuilder, Kind, SqlColumn, TableInfo,
@@ -12,6 +12,7 @@ use crate::model::{
 use crate::query::{quote_ident, ReadPlan};
 use crate::Credentials;
 use sluice_sdk::prelude::*;
+use sluice_sdk::BatchSink;
 
 /// Connects with `creds`: intervals as ISO 8601 text (`P1Y2M3DT4H5M6S`), timestamps with
 /// time zone in UTC.
@@ -458,6 +459,104 @@ pub async fn read(
         )));
     }
     Ok(rows)
+}
+
+/// Tables of at least this many pages (16 MiB at PostgreSQL's 8 KiB pages) are read in ranges.
+const RANGE_MIN_PAGES: i64 = 2048;
+
+/// Reads `plan` on `con`, or, for a large table read whole (no `row_order`, no limit) from a
+/// server with TID range scans (PostgreSQL 14), over `ranges` connections at once in ranges of
+/// `ctid`, as pg_dump and DuckDB's scanner do. All connections read one snapshot: `con` exports
+/// it (`REPEATABLE READ`, `pg_export_snapshot`) and the others import it, so a table written
+/// meanwhile is read as of one moment, each row exactly once. Every range decodes into its own
+/// batches; the first into `out`.
+pub async fn read_in_ranges(
+    con: &mut PgConnection,
+    creds: &Credentials,
+    schema: &str,
+    plan: &ReadPlan<'_>,
+    out: &mut BatchAssembler,
+    sink: &BatchSink,
+    ranges: usize,
+) -> Result<u64> {
+    let ordered = plan.window.is_some_and(|w| w.spec.row_order.is_some());
+    if ranges < 2
+        || ordered
+        || plan.limit_rows.is_some()
+        || con.server_version_num().unwrap_or(0) < 140_000
+    {
+        return read(con, schema, plan, out, sink).await;
+    }
+    let table = plan.table.name.as_str();
+    let fail = |what: &str, e: sqlx::Error| {
+        Error::data(format!("cannot {what} for table `{schema}.{table}`: {e}"))
+    };
+    sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *con)
+        .await
+        .map_err(|e| fail("begin a snapshot", e))?;
+    let qualified = format!("{}.{}", quote_ident(schema, '"'), quote_ident(table, '"'));
+    let row = sqlx::query(
+        "SELECT pg_export_snapshot(), (pg_relation_size($1::regclass) / current_setting('block_size')::int8)::int8",
+    )
+    .bind(&qualified)
+    .fetch_one(&mut *con)
+    .await
+    .map_err(|e| crate::read_error(schema, table, e))?;
+    let snapshot: String = row.try_get(0).unwrap_or_default();
+    let pages: i64 = row.try_get(1).unwrap_or(0);
+    let result = if pages < RANGE_MIN_PAGES {
+        read(con, schema, plan, out, sink).await
+    } else {
+        let n = ranges as i64;
+        let bounds: Vec<(i64, Option<i64>)> = (0..n)
+            .map(|i| (pages * i / n, (i + 1 < n).then(|| pages * (i + 1) / n)))
+            .collect();
+        let range_plan = |(from, to): (i64, Option<i64>)| ReadPlan {
+            table: plan.table,
+            columns: plan.columns.clone(),
+            window: plan.window,
+            limit_rows: None,
+            range: Some(match to {
+                Some(to) => format!("ctid >= '({from},0)'::tid AND ctid < '({to},0)'::tid"),
+                None => format!("ctid >= '({from},0)'::tid"),
+            }),
+        };
+        let mut others = Vec::with_capacity(bounds.len() - 1);
+        for _ in 1..bounds.len() {
+            let mut c = connect(creds).await?;
+            let set = format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
+                literal(&serde_json::Value::String(snapshot.clone())).unwrap_or_default()
+            );
+            sqlx::raw_sql(sqlx::AssertSqlSafe(set))
+                .execute(&mut c)
+                .await
+                .map_err(|e| fail("share the snapshot", e))?;
+            others.push(c);
+        }
+        let (batch_schema, chunk) = (out.schema.clone(), out.chunk_size);
+        let first_plan = range_plan(bounds[0]);
+        let first = read(con, schema, &first_plan, out, sink);
+        let rest = others.iter_mut().zip(&bounds[1..]).map(|(c, b)| {
+            let p = range_plan(*b);
+            let mut assembler = BatchAssembler::new(batch_schema.clone(), chunk);
+            async move {
+                let rows = read(c, schema, &p, &mut assembler, sink).await?;
+                if let Some(batch) = assembler.finish()? {
+                    sink.send(batch).await?;
+                }
+                Ok::<u64, Error>(rows)
+            }
+        });
+        let (first, rest) = futures::join!(first, futures::future::try_join_all(rest));
+        for c in others {
+            let _ = c.close().await;
+        }
+        Ok(first? + rest?.into_iter().sum::<u64>())
+    };
+    let _ = sqlx::raw_sql("COMMIT").execute(&mut *con).await;
+    result
 }
 
 /// The end of the tuple at `pos` with `n` fields, if it is all in `buf`.

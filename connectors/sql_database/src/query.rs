@@ -33,6 +33,8 @@ pub struct ReadPlan<'a> {
     pub window: Option<&'a IncrementalWindow>,
     /// At most this many rows (`add_limit`).
     pub limit_rows: Option<u64>,
+    /// A condition of the read's own, ANDed to the window's (a PostgreSQL ctid range).
+    pub range: Option<String>,
 }
 
 impl ReadPlan<'_> {
@@ -68,7 +70,12 @@ impl ReadPlan<'_> {
         q: char,
         lit: impl Fn(&SqlColumn, &Value) -> Option<String>,
     ) {
+        let mut where_: Vec<String> = self.range.iter().cloned().collect();
         let (Some(w), Some(c)) = (self.window, self.cursor()) else {
+            if !where_.is_empty() {
+                sql.push_str(" WHERE ");
+                sql.push_str(&where_.join(" AND "));
+            }
             return;
         };
         let ident = quote_ident(&c.name, q);
@@ -102,8 +109,11 @@ impl ReadPlan<'_> {
             if w.spec.on_cursor_value_missing.as_deref() == Some("include") {
                 cond = format!("({cond}) OR {ident} IS NULL");
             }
+            where_.push(format!("({cond})"));
+        }
+        if !where_.is_empty() {
             sql.push_str(" WHERE ");
-            sql.push_str(&cond);
+            sql.push_str(&where_.join(" AND "));
         }
         match w.spec.row_order.as_deref() {
             Some("asc") => sql.push_str(&format!(" ORDER BY {ident} ASC")),
@@ -156,13 +166,14 @@ mod tests {
             columns: t.columns.iter().collect(),
             window: Some(&w),
             limit_rows: None,
+            range: None,
         };
         let sql = plan.select_sql("*", "\"s\".\"t\"", '"', |c, v| {
             literal(v).map(|l| format!("{l}::{}", c.sql_type))
         });
         assert_eq!(
             sql,
-            "SELECT * FROM \"s\".\"t\" WHERE (\"up\"\"dated\" >= '2024-01-01 00:00:00'::timestamp) OR \"up\"\"dated\" IS NULL ORDER BY \"up\"\"dated\" ASC"
+            "SELECT * FROM \"s\".\"t\" WHERE ((\"up\"\"dated\" >= '2024-01-01 00:00:00'::timestamp) OR \"up\"\"dated\" IS NULL) ORDER BY \"up\"\"dated\" ASC"
         );
         let mut w2 = window(
             json!({"cursor_path": "up\"dated", "last_value_func": "min", "range_start": "open"}),
@@ -176,8 +187,21 @@ mod tests {
         let sql = plan.select_sql("*", "t", '`', |_, v| literal(v));
         assert_eq!(
             sql,
-            "SELECT * FROM t WHERE `up\"dated` < 'x''y' AND `up\"dated` > 'a'"
+            "SELECT * FROM t WHERE (`up\"dated` < 'x''y' AND `up\"dated` > 'a')"
         );
+        // a read's own range is ANDed to the window
+        let ranged = ReadPlan {
+            range: Some("ctid >= '(0,0)'::tid".into()),
+            ..plan
+        };
+        assert_eq!(
+            ranged.select_sql("*", "t", '`', |_, v| literal(v)),
+            "SELECT * FROM t WHERE ctid >= '(0,0)'::tid AND (`up\"dated` < 'x''y' AND `up\"dated` > 'a')"
+        );
+        let plan = ReadPlan {
+            range: None,
+            ..ranged
+        };
         assert_eq!(
             plan.select_sql("*", "t", '"', |_, _| None),
             "SELECT * FROM t",

@@ -17,22 +17,14 @@ use super::{BatchSink, Normalizer};
 use crate::schema::cols;
 use crate::{hash, Error, Result};
 
-/// Options of the Arrow pass-through.
-#[derive(Debug, Clone, Copy)]
+/// Options of the Arrow pass-through: dlt's `normalize.parquet_normalizer` settings, off by
+/// default as in dlt.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ArrowOptions {
     /// Add a `_dlt_load_id` column.
     pub add_dlt_load_id: bool,
     /// Add a random `_dlt_id` column.
     pub add_dlt_id: bool,
-}
-
-impl Default for ArrowOptions {
-    fn default() -> Self {
-        Self {
-            add_dlt_load_id: true,
-            add_dlt_id: true,
-        }
-    }
 }
 
 /// The dlt column an Arrow field maps to (dlt's arrow type mapping).
@@ -164,7 +156,15 @@ impl<S: BatchSink> Normalizer<S> {
             arrays.push(array);
         }
         let rows = batch.num_rows();
-        if options.add_dlt_load_id {
+        let has = |col: &str| {
+            self.schema
+                .table(table)
+                .and_then(|t| t.columns.get(col))
+                .is_some_and(Column::is_complete)
+        };
+        let scd2 = self.schema.table(table).and_then(|t| t.merge_strategy())
+            == Some(sluice_sdk::schema::MergeStrategy::Scd2);
+        if options.add_dlt_load_id || has(cols::LOAD_ID) {
             if self
                 .schema
                 .table(table)
@@ -179,7 +179,7 @@ impl<S: BatchSink> Normalizer<S> {
             fields.push(Field::new(cols::LOAD_ID, ArrowType::Utf8, false));
             arrays.push(Arc::new(StringArray::from(vec![&*self.load_id; rows])));
         }
-        if options.add_dlt_id {
+        if options.add_dlt_id || has(cols::DLT_ID) || scd2 {
             if self
                 .schema
                 .table(table)

@@ -197,10 +197,17 @@ fn typed_arrow_passes_through_with_system_columns() {
         MemorySink::default(),
         NormalizeOptions::default(),
     );
-    n.normalize_arrow("users", &batch, arrow_input::ArrowOptions::default())
+    // dlt's parquet_normalizer defaults: no system columns on Arrow tables
+    n.normalize_arrow("plain", &batch, arrow_input::ArrowOptions::default())
         .expect("arrow");
+    let on = arrow_input::ArrowOptions {
+        add_dlt_id: true,
+        add_dlt_load_id: true,
+    };
+    n.normalize_arrow("users", &batch, on).expect("arrow");
     let (report, sink, s) = n.finish().expect("finish");
     assert_eq!(report.rows["users"], 2);
+    assert_eq!(columns(&s, "plain"), ["user_id", "full_name"]);
     assert_eq!(
         columns(&s, "users"),
         ["user_id", "full_name", "_dlt_load_id", "_dlt_id"]

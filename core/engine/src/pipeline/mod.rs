@@ -45,13 +45,13 @@ use sluice_sdk::{CancelFlag, Capabilities, Destination, DestinationClient, Sourc
 
 use crate::extract;
 use crate::naming::{Naming, NamingKind};
-use crate::normalize::arrow_input::ArrowOptions;
 use crate::normalize::parallel::ParallelNormalizer;
 use crate::normalize::NormalizeOptions;
 use crate::schema::Schema;
 use crate::writer::ParquetWriter;
 use crate::{Error, Result};
 
+pub use crate::normalize::arrow_input::ArrowOptions;
 pub use incremental::Incremental;
 pub use info::{LoadInfo, PackageInfo};
 pub use package::{LoadStorage, PackageManifest};
@@ -204,6 +204,7 @@ pub struct Pipeline {
     dev_mode: bool,
     restore_from_destination: bool,
     delete_completed_jobs: bool,
+    arrow_options: ArrowOptions,
     synced: bool,
     workers: usize,
     state: PipelineState,
@@ -234,6 +235,7 @@ pub struct PipelineBuilder {
     dev_mode: bool,
     restore_from_destination: bool,
     delete_completed_jobs: bool,
+    arrow_options: ArrowOptions,
     naming: Option<NamingKind>,
     workers: Option<usize>,
     registry: Option<sluice_registry::Registry>,
@@ -344,6 +346,15 @@ impl PipelineBuilder {
         self
     }
 
+    /// Whether typed Arrow tables (SQL tables, parquet and csv files) get `_dlt_id` and
+    /// `_dlt_load_id` columns: dlt's `normalize.parquet_normalizer.add_dlt_id` and
+    /// `add_dlt_load_id`, off by default as in dlt (a table that has the column keeps getting
+    /// it).
+    pub fn arrow_options(mut self, options: ArrowOptions) -> Self {
+        self.arrow_options = options;
+        self
+    }
+
     /// The naming convention of new schemas (default `snake_case`).
     pub fn naming(mut self, kind: NamingKind) -> Self {
         self.naming = Some(kind);
@@ -444,6 +455,7 @@ impl PipelineBuilder {
             dev_mode: self.dev_mode,
             restore_from_destination: self.restore_from_destination,
             delete_completed_jobs: self.delete_completed_jobs,
+            arrow_options: self.arrow_options,
             synced: false,
             workers: self
                 .workers
@@ -472,6 +484,7 @@ impl Pipeline {
             dev_mode: false,
             restore_from_destination: true,
             delete_completed_jobs: true,
+            arrow_options: ArrowOptions::default(),
             naming: None,
             workers: None,
             registry: None,
@@ -917,7 +930,7 @@ impl Pipeline {
             match item {
                 Item::Json(t, text) => normalizer.push(&t, text),
                 Item::Shared(t, text) => normalizer.push_shared(&t, text),
-                Item::Arrow(t, b) => normalizer.push_arrow(&t, &b, ArrowOptions::default()),
+                Item::Arrow(t, b) => normalizer.push_arrow(&t, &b, this.arrow_options),
                 Item::Routed(desc, raw, text) => {
                     let key = (desc.name.clone(), raw.clone());
                     let table = match dynamic.get(&key) {
