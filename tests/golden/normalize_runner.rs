@@ -68,7 +68,7 @@ pub fn duckdb_type(c: &Column) -> String {
         DataType::Time => "TIME".into(),
         DataType::Decimal => {
             let p = c.precision.unwrap_or(38);
-            let s = c.scale.unwrap_or(if c.precision.is_some() { 0 } else { 9 });
+            let s = c.scale.unwrap_or(9).min(p);
             format!("DECIMAL({p},{s})")
         }
         DataType::Wei => "DECIMAL(38,0)".into(),

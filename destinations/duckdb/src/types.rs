@@ -31,10 +31,9 @@ pub fn column_type(c: &Column) -> String {
         DataType::Time => "TIME".into(),
         DataType::Decimal => {
             let p = c.precision.unwrap_or(38).clamp(1, 38);
-            let s = c
-                .scale
-                .unwrap_or(if c.precision.is_some() { 0 } else { 9 })
-                .min(p);
+            // dlt fills a missing scale from its default 9 (precision 10 alone: DECIMAL(10,9));
+            // one above the precision is lowered to it (DuckDB refuses it)
+            let s = c.scale.unwrap_or(9).min(p);
             format!("DECIMAL({p},{s})")
         }
         DataType::Wei => "DECIMAL(38,0)".into(),
@@ -64,6 +63,8 @@ mod tests {
         d.precision = Some(10);
         d.scale = Some(2);
         assert_eq!(column_type(&d), "DECIMAL(10,2)");
+        d.scale = None;
+        assert_eq!(column_type(&d), "DECIMAL(10,9)");
         assert_eq!(quote("a\"b"), "\"a\"\"b\"");
     }
 }

@@ -42,12 +42,12 @@ pub fn arrow_type_of(column: &Column) -> ArrowType {
     }
 }
 
-/// Precision and scale of a decimal column (dlt's default 38, 9).
+/// Precision and scale of a decimal column: each missing one from dlt's default (38, 9), as
+/// dlt's type mappers fill them (`precision: 10` alone is (10, 9)); a scale above the
+/// precision is lowered to it.
 pub fn decimal_precision(column: &Column) -> (u8, i8) {
     let p = column.precision.unwrap_or(38).clamp(1, 38) as u8;
-    let s = column
-        .scale
-        .unwrap_or(if column.precision.is_some() { 0 } else { 9 });
+    let s = column.scale.unwrap_or(9);
     (p, (s as i8).min(p as i8))
 }
 
