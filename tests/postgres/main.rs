@@ -310,12 +310,25 @@ fn replace_strategies_and_merge_keep_their_promises() {
             .pipelines_dir(tmp.path())
             .build()
             .expect("pipeline");
+        let oid = || one(&format!("SELECT '\"{ds}\".items'::regclass::oid::text"));
+        let mut oids = Vec::new();
         for round in 1..=3i64 {
             let data: Vec<Value> = (0..round * 10)
                 .map(|i| json!({"id": i, "round": round, "tags": ["a", "b"]}))
                 .collect();
             let r = Resource::from_values("items", data).write_disposition("replace");
-            run(&mut p, vec![r]).unwrap_or_else(|e| panic!("{strategy} round {round}: {e}"));
+            // a merged table beside it, through the same (unlogged) staging schema
+            let m = Resource::from_values(
+                "merged",
+                vec![
+                    json!({"id": 1, "round": round}),
+                    json!({"id": round + 1, "round": round}),
+                ],
+            )
+            .write_disposition("merge")
+            .primary_key(vec!["id"]);
+            run(&mut p, vec![r, m]).unwrap_or_else(|e| panic!("{strategy} round {round}: {e}"));
+            oids.push(oid());
             assert_eq!(
                 pg_rows(&format!(
                     "SELECT count(*)::text, min(round)::text FROM \"{ds}\".items"
@@ -332,6 +345,22 @@ fn replace_strategies_and_merge_keep_their_promises() {
                 "{strategy}"
             );
         }
+        // staging-optimized swaps a new table in every time; the others keep the table
+        let distinct: BTreeMap<_, _> = oids.iter().map(|o| (o.clone(), ())).collect();
+        let want = if strategy == "staging-optimized" {
+            3
+        } else {
+            1
+        };
+        assert_eq!(distinct.len(), want, "{strategy}: table oids {oids:?}");
+        // merge: key 1 updated to the last round, keys 2..=4 once each
+        assert_eq!(
+            pg_rows(&format!(
+                "SELECT string_agg(id || ':' || round, ',' ORDER BY id) FROM \"{ds}\".merged"
+            )),
+            vec![vec![Some("1:3,2:1,3:2,4:3".to_string())]],
+            "{strategy}"
+        );
         // the swapped-in table is a normal (logged) table with its UNIQUE constraint
         assert_eq!(
             one(&format!(
@@ -467,7 +496,11 @@ fn a_connection_lost_mid_copy_commits_nothing_and_the_package_loads_once() {
     let k = killer(1, stop.clone());
     let info = p.load_pending().expect("the retry loads the package");
     stop.store(true, Ordering::Relaxed);
-    let _ = k.join();
+    assert_eq!(
+        k.join().expect("killer"),
+        1,
+        "the first attempt was cut, the retry loaded"
+    );
     assert_eq!(info.packages.len(), 1);
     assert_eq!(
         pg_rows(&format!(
@@ -478,6 +511,178 @@ fn a_connection_lost_mid_copy_commits_nothing_and_the_package_loads_once() {
     assert_eq!(
         count(&format!("SELECT count(*) FROM \"{ds}\"._dlt_loads")),
         1
+    );
+}
+
+/// A TCP proxy to the test server that cuts the first connection on which the client sends
+/// `COMMIT` after recording a load in `_dlt_loads`: the client's side is closed, then the
+/// COMMIT is passed on (the server commits) and its answer goes nowhere. Returns the port and
+/// the number of cuts.
+fn commit_cutting_proxy() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let cuts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let upstream = pg_url()
+        .split('@')
+        .nth(1)
+        .and_then(|h| h.split('/').next())
+        .unwrap_or("127.0.0.1:5432")
+        .to_string();
+    let counter = cuts.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { continue };
+            let Ok(mut server) = TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let (mut c2, mut s2) = (
+                client.try_clone().expect("clone"),
+                server.try_clone().expect("clone"),
+            );
+            // server -> client
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s2, &mut c2);
+                let _ = c2.shutdown(Shutdown::Both);
+            });
+            let counter = counter.clone();
+            // client -> server, watching for the COMMIT of a load
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 64 * 1024];
+                let mut armed = false;
+                let mut tail: Vec<u8> = Vec::new();
+                loop {
+                    let n = match client.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    tail.extend_from_slice(&buf[..n]);
+                    let find =
+                        |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+                    if find(&tail, b"_dlt_loads\" (load_id") {
+                        armed = true;
+                    }
+                    if armed && find(&tail, b"COMMIT\0") && counter.load(Ordering::SeqCst) == 0 {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        // the client's side goes first, so the server's answer cannot reach
+                        // it; then the COMMIT goes on, and the server commits
+                        let _ = client.shutdown(Shutdown::Both);
+                        let _ = server.write_all(&buf[..n]);
+                        std::thread::sleep(std::time::Duration::from_millis(300));
+                        let _ = server.shutdown(Shutdown::Both);
+                        break;
+                    }
+                    if server.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    let keep = tail.len().saturating_sub(64);
+                    tail.drain(..keep);
+                }
+                let _ = server.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    (port, cuts)
+}
+
+/// The connection is lost while COMMIT is on its way: the server committed, the client never
+/// heard. The retry asks `_dlt_loads` first and does not load the package again (without that
+/// check, append would hold every row twice).
+#[test]
+fn a_connection_lost_during_commit_does_not_load_the_package_twice() {
+    let ds = dataset("commit_cut");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (port, cuts) = commit_cutting_proxy();
+    let mut p = Pipeline::builder("pg_commit_cut")
+        .registry(registry())
+        .destination("postgres")
+        .destination_config(
+            json!({}),
+            json!({"credentials": format!("postgresql://postgres@127.0.0.1:{port}/test")}),
+        )
+        .dataset_name(&ds)
+        .pipelines_dir(tmp.path())
+        .build()
+        .expect("pipeline");
+    let rows: Vec<Value> = (0..1000).map(|i| json!({"id": i})).collect();
+    let info = run(&mut p, vec![Resource::from_values("items", rows)])
+        .expect("the retry finds the package committed");
+    assert_eq!(cuts.load(Ordering::SeqCst), 1, "the COMMIT was cut once");
+    assert_eq!(info.packages.len(), 1);
+    assert_eq!(
+        pg_rows(&format!(
+            "SELECT count(*)::text, count(DISTINCT id)::text FROM \"{ds}\".items"
+        )),
+        vec![vec![Some("1000".into()), Some("1000".into())]]
+    );
+    assert_eq!(
+        count(&format!("SELECT count(*) FROM \"{ds}\"._dlt_loads")),
+        1
+    );
+    assert!(p.storage().pending().expect("pending").is_empty());
+}
+
+/// A table made outside sluice with `json`, `integer` and `real` where dlt makes `jsonb`,
+/// `bigint` and `double precision`: every value is sent in the wire form of the column as the
+/// server has it; a column type sluice cannot send is refused with the fix.
+#[test]
+fn existing_columns_of_other_types_are_loaded_in_their_own_wire_form() {
+    let ds = dataset("own_types");
+    pg_exec(&format!(
+        "CREATE SCHEMA \"{ds}\"; CREATE TABLE \"{ds}\".items (id integer, doc json, score real, name text, _dlt_load_id varchar NOT NULL, _dlt_id varchar NOT NULL)"
+    ));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut p = postgres_pipeline("pg_own_types", &ds, tmp.path());
+    let columns = json!({"doc": {"data_type": "json"}});
+    let r = Resource::from_values(
+        "items",
+        vec![
+            json!({"id": 1, "doc": {"a": [1, 2]}, "score": 1.5, "name": "x"}),
+            json!({"id": 2, "doc": null, "score": -0.25, "name": "y"}),
+        ],
+    )
+    .columns(columns.clone());
+    run(&mut p, vec![r]).expect("loads into json, integer and real");
+    assert_eq!(
+        pg_rows(&format!(
+            "SELECT id::text, doc::text, score::text, name FROM \"{ds}\".items ORDER BY id"
+        )),
+        vec![
+            vec![
+                Some("1".into()),
+                Some(r#"{"a":[1,2]}"#.into()),
+                Some("1.5".into()),
+                Some("x".into())
+            ],
+            vec![
+                Some("2".into()),
+                None,
+                Some("-0.25".into()),
+                Some("y".into())
+            ],
+        ]
+    );
+    // integer keeps its range
+    let r = Resource::from_values("items", vec![json!({"id": 5_000_000_000i64, "name": "z"})]);
+    let e = run(&mut p, vec![r]).expect_err("too wide for integer");
+    assert!(
+        e.to_string().contains("column `id` of table `items`"),
+        "{e}"
+    );
+    p.storage().drop_pending().expect("drop the failed package");
+    // a type sluice cannot send
+    pg_exec(&format!("ALTER TABLE \"{ds}\".items ADD COLUMN tag uuid"));
+    let r = Resource::from_values(
+        "items",
+        vec![json!({"id": 3, "tag": "3f0c5f0e-0000-4000-8000-000000000000"})],
+    );
+    let e = run(&mut p, vec![r]).expect_err("uuid is not sent");
+    assert!(
+        e.to_string().contains("column `tag`")
+            && e.to_string().contains("`uuid`")
+            && e.to_string().contains("hint:"),
+        "{e}"
     );
 }
 

@@ -120,10 +120,23 @@ pub mod postgres {
             // a server on this machine: plain TCP first, TLS only if the server insists
             // (libpq's `allow`). TLS on loopback protects nothing, and sqlx's rustls handshake
             // cost ~140 ms a connection here (plain: ~7 ms).
+            // Only a refusal of the unencrypted connection (pg_hba.conf has no `host` line for
+            // it: SQLSTATE 28000) is tried again with TLS; any other failure (a wrong password,
+            // a server that is down) is the answer, not tried twice.
             let plain = o.clone().ssl_mode(sqlx::postgres::PgSslMode::Disable);
-            match with_timeout(creds, PgConnection::connect_with(&plain)).await {
-                Ok(c) => c,
-                Err(_) => with_timeout(creds, PgConnection::connect_with(&o)).await?,
+            let attempt = with_timeout(creds, async {
+                match PgConnection::connect_with(&plain).await {
+                    Ok(c) => Ok(Some(c)),
+                    Err(sqlx::Error::Database(d)) if d.code().as_deref() == Some("28000") => {
+                        Ok(None)
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .await?;
+            match attempt {
+                Some(c) => c,
+                None => with_timeout(creds, PgConnection::connect_with(&o)).await?,
             }
         };
         if !session_sql.is_empty() {

@@ -129,6 +129,17 @@ impl Credentials {
             },
             _ => (None, rest),
         };
+        // a password with an unescaped `@` leaves part of itself in front of the host: refuse
+        // it without echoing any of it
+        if userinfo.is_some() && dialect != Dialect::Sqlite {
+            let host_part = rest.split(['/', '?']).next().unwrap_or_default();
+            if host_part.contains('@') {
+                return Err(Error::config(format!(
+                    "{}: the connection string has more than one `@` before its host, so its password holds an `@`\nhint: percent-encode `@` in the password as %40 (and `:` as %3A, `/` as %2F)",
+                    origin.who
+                )));
+            }
+        }
         let (rest, query_text) = rest.split_once('?').unwrap_or((rest, ""));
         let query: BTreeMap<String, String> = query_text
             .split('&')
@@ -360,6 +371,16 @@ mod tests {
             !e.to_string().contains("s3cret") && e.to_string().contains("port"),
             "{e}"
         );
+        // an unescaped `@` in the password: refused, and no part of the password is shown
+        for url in [
+            "postgresql://loader:se@cr3t@db.local:5432/dlt",
+            "postgresql://lo@der:secr3t@db.local/dlt",
+        ] {
+            let e = Credentials::parse(url, SRC).expect_err("unescaped @");
+            let msg = e.to_string();
+            assert!(msg.contains("%40"), "{msg}");
+            assert!(!msg.contains("cr3t") && !msg.contains("db.local"), "{msg}");
+        }
         let hp = Credentials::parse("postgresql://h:5433/d", SRC).expect("no user");
         assert_eq!(
             (hp.host.as_deref(), hp.port, hp.username.is_none()),

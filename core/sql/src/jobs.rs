@@ -187,8 +187,9 @@ pub fn uses_staging(schema: &Schema, root: &str, truncate_and_insert: bool) -> b
     }
 }
 
-/// `ALTER TABLE ... ADD COLUMN` (one column per statement; a table with rows cannot take a
-/// NOT NULL column without a default, so the constraint is left out, as dlt does).
+/// `ALTER TABLE ... ADD COLUMN` (one column per statement). NOT NULL and UNIQUE are left out:
+/// a table with rows cannot take a NOT NULL column without a default. dlt emits both here, and
+/// its ALTER fails on a table with rows; this is a deliberate difference.
 pub fn add_column(d: &dyn SqlDialect, dataset: &str, table: &str, c: &Column) -> Result<String> {
     Ok(format!(
         "ALTER TABLE {} ADD COLUMN {} {}",
@@ -512,8 +513,10 @@ impl Followup<'_> {
             let rk = quote(row_key(t, "root_key", "_dlt_root_id"));
             out.push(merge(t, &format!("d.{id} = s.{id}"), None));
             // rows of re-sent roots that are no longer in their lists
+            // NOT EXISTS, not NOT IN: an anti-join (PostgreSQL runs NOT IN over a subquery
+            // row by row once it outgrows work_mem)
             out.push(format!(
-                "DELETE FROM {dt} WHERE {rk} IN (SELECT {root_id} FROM {sroot}) AND {id} NOT IN (SELECT {id} FROM {st})",
+                "DELETE FROM {dt} WHERE {rk} IN (SELECT {root_id} FROM {sroot}) AND NOT EXISTS (SELECT 1 FROM {st} AS s WHERE s.{id} = {dt}.{id})",
                 dt = self.d(&t.name),
                 st = self.s(&t.name)
             ));
@@ -559,7 +562,7 @@ impl Followup<'_> {
                 let cols = complete_columns(t);
                 let id = quote(row_key(t, "row_key", "_dlt_id"));
                 format!(
-                    "INSERT INTO {dt} ({c}) SELECT {c} FROM {st} WHERE {id} NOT IN (SELECT {id} FROM {dt})",
+                    "INSERT INTO {dt} ({c}) SELECT {c} FROM {st} AS s WHERE NOT EXISTS (SELECT 1 FROM {dt} AS d WHERE d.{id} = s.{id})",
                     dt = self.d(&t.name),
                     st = self.s(&t.name),
                     c = col_list(&cols, "")
@@ -582,9 +585,9 @@ impl Followup<'_> {
             .and_then(|c| c.extra.get("x-active-record-timestamp"))
             .and_then(Value::as_str)
             .map(String::from);
-        let active = match &active_ts {
-            Some(ts) => format!("{} = {}::TIMESTAMPTZ", quote(to), literal(ts)),
-            None => format!("{} IS NULL", quote(to)),
+        let active = |prefix: &str| match &active_ts {
+            Some(ts) => format!("{prefix}{} = {}::TIMESTAMPTZ", quote(to), literal(ts)),
+            None => format!("{prefix}{} IS NULL", quote(to)),
         };
         let active_value = match &active_ts {
             Some(ts) => format!("{}::TIMESTAMPTZ", literal(ts)),
@@ -599,9 +602,10 @@ impl Followup<'_> {
         let s = self.s(&root.name);
         let mk = root.columns_with_hint("merge_key");
         let mut retire = format!(
-            "UPDATE {d} SET {to} = {boundary} WHERE {active} AND {h} NOT IN (SELECT {h} FROM {s})",
+            "UPDATE {d} SET {to} = {boundary} WHERE {active} AND NOT EXISTS (SELECT 1 FROM {s} AS s WHERE s.{h} = {d}.{h})",
             to = quote(to),
-            h = quote(hash)
+            h = quote(hash),
+            active = active("")
         );
         if !mk.is_empty() {
             let keys = mk.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
@@ -612,11 +616,12 @@ impl Followup<'_> {
             .filter(|c| c.name != from && c.name != to)
             .collect();
         let insert = format!(
-            "INSERT INTO {d} ({c}, {f}, {t}) SELECT {c}, {boundary}, {active_value} FROM {s} WHERE {h} NOT IN (SELECT {h} FROM {d} WHERE {active})",
+            "INSERT INTO {d} ({c}, {f}, {t}) SELECT {c}, {boundary}, {active_value} FROM {s} AS s WHERE NOT EXISTS (SELECT 1 FROM {d} AS d WHERE {active} AND d.{h} = s.{h})",
             c = col_list(&cols, ""),
             f = quote(from),
             t = quote(to),
-            h = quote(hash)
+            h = quote(hash),
+            active = active("d.")
         );
         let mut out = vec![retire, insert];
         out.extend(self.insert_new_nested(&chain[1..]));

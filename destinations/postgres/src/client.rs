@@ -88,6 +88,50 @@ enum Staging {
     Logged,
 }
 
+/// What the encoding thread sends to the COPY.
+enum Chunk {
+    /// Rows (the first chunk starts with the header).
+    Data(Vec<u8>),
+    /// The last rows and the trailer: only after it is the COPY finished (committed to the
+    /// transaction); a stream that ends without it is aborted.
+    Last(Vec<u8>),
+    /// Reading or encoding the file failed.
+    Failed(Error),
+}
+
+/// Sends the chunks of `rx` as the data of COPY `statement`; finishes the COPY only after the
+/// last chunk, and aborts it when the stream fails or ends early (the encoding thread died),
+/// so that a partial file is never loaded.
+async fn copy_in(
+    con: &mut PgConnection,
+    statement: &str,
+    mut rx: tokio::sync::mpsc::Receiver<Chunk>,
+) -> std::result::Result<u64, CopyError> {
+    let mut copy = con.copy_in_raw(statement).await?;
+    loop {
+        match rx.recv().await {
+            Some(Chunk::Data(bytes)) => {
+                copy.send(bytes).await?;
+            }
+            Some(Chunk::Last(bytes)) => {
+                copy.send(bytes).await?;
+                return Ok(copy.finish().await?);
+            }
+            Some(Chunk::Failed(e)) => {
+                let _ = copy.abort(e.message.clone()).await;
+                return Err(CopyError::Data(e));
+            }
+            None => {
+                let msg = "the thread encoding the load file stopped before its end";
+                let _ = copy.abort(msg).await;
+                return Err(CopyError::Data(Error::internal(format!(
+                    "{msg}; nothing of the file was loaded"
+                ))));
+            }
+        }
+    }
+}
+
 /// An error of COPY: from the database, or from reading and encoding the file.
 enum CopyError {
     Db(sqlx::Error),
@@ -105,6 +149,20 @@ fn truncate(sql: &str) -> String {
         Some((i, _)) => format!("{}...", &sql[..i]),
         None => sql.to_string(),
     }
+}
+
+/// Refuses a name PostgreSQL would cut: it keeps 63 bytes of a name, and the normalizer
+/// shortens names to 63 characters (dlt's rule), which a name with non-ASCII characters can
+/// exceed in bytes; the cut name would no longer match the schema.
+fn check_name(what: &str, name: &str) -> Result<()> {
+    if name.len() > crate::types::MAX_IDENTIFIER {
+        return Err(Error::schema(format!(
+            "{what} name `{name}` is {} bytes long in UTF-8; PostgreSQL keeps {} bytes of a name and would cut it\nhint: give the {what} a shorter name",
+            name.len(),
+            crate::types::MAX_IDENTIFIER
+        )));
+    }
+    Ok(())
 }
 
 /// Whether an error means the connection is gone (it is dropped and reopened).
@@ -139,6 +197,16 @@ impl PostgresClient {
             .staging_dataset_name
             .clone()
             .unwrap_or_else(|| config.staging_dataset(&dataset));
+        for (what, name) in [("dataset", &dataset), ("staging dataset", &staging)] {
+            if name.len() > crate::types::MAX_IDENTIFIER {
+                return Err(Error::config(format!(
+                    "the {what} name `{name}` is {} bytes long; PostgreSQL keeps {} bytes of a schema name and would cut it\nhint: choose a dataset_name of at most {} bytes (its staging dataset adds `_staging`)",
+                    name.len(),
+                    crate::types::MAX_IDENTIFIER,
+                    crate::types::MAX_IDENTIFIER - "_staging".len()
+                )));
+            }
+        }
         let mut client = Self {
             rt,
             con: None,
@@ -185,8 +253,16 @@ impl PostgresClient {
             self.in_transaction = false;
             self.load_started = false;
             self.created.clear();
+            let context = context.to_string();
+            let hint = if context.contains("`COMMIT`") {
+                // the server may have committed before the connection went: whoever loads the
+                // package again first asks _dlt_loads whether it is there
+                "the load package may or may not have been committed; sluice looks its load id up in _dlt_loads before loading it again, so it is loaded once"
+            } else {
+                "nothing of this load package was committed; sluice retries it, and the next run loads it again"
+            };
             return Error::network(format!(
-                "{context}: the connection to {target} was lost: {e}\nhint: nothing of this load package was committed; sluice retries it, and the next run loads it again"
+                "{context}: the connection to {target} was lost: {e}\nhint: {hint}"
             ))
             .retryable();
         }
@@ -207,8 +283,9 @@ impl PostgresClient {
                     "22001" => Some("a value is longer than its column allows (varchar(n) from a precision hint); widen or drop the hint"),
                     "22003" => Some("a number is out of its column's range (a precision or scale hint); widen the column's type"),
                     "22P02" | "22007" | "22008" => Some("a value does not fit its column's type; check the column's data_type hint"),
+                    "22P03" => Some("the server did not accept a value's binary form: the column's type was probably changed while the load ran; run again"),
                     "22021" => Some("PostgreSQL text cannot hold NUL (\\u0000) characters; remove them in the source or load the column as binary"),
-                    "23505" => Some("a UNIQUE constraint was violated; the table already holds a row with this key"),
+                    "23505" if !pg.and_then(|p| p.constraint()).is_some_and(|c| c.starts_with("pg_")) => Some("a UNIQUE constraint was violated; the table already holds a row with this key"),
                     "23502" => Some("a NOT NULL column got NULL; check the column's nullable hint"),
                     "42939" => Some("names starting with pg_ are reserved by PostgreSQL; choose another dataset name"),
                     "42501" => Some("the user lacks a privilege; grant it CREATE on the database and USAGE, CREATE on the dataset's schema"),
@@ -219,10 +296,21 @@ impl PostgresClient {
                 if let Some(h) = hint {
                     msg.push_str(&format!("\nhint: {h}"));
                 }
+                // two sessions creating the same schema or table at once: the loser hits a
+                // unique index of the catalog (pg_namespace_nspname_index, ...); a retry
+                // finds the object there
+                let catalog_race = code == "23505"
+                    && pg
+                        .and_then(|p| p.constraint())
+                        .is_some_and(|c| c.starts_with("pg_"));
+                if catalog_race {
+                    msg.push_str("\nhint: another session created the same schema or table at the same moment; sluice retries");
+                }
                 let retryable = code.starts_with("40")
                     || code.starts_with("53")
                     || code == "55P03"
-                    || code == "57014";
+                    || code == "57014"
+                    || catalog_race;
                 let err = Error::destination(msg);
                 if retryable {
                     err.retryable()
@@ -254,12 +342,28 @@ impl PostgresClient {
         self.fetch_opt(what, sql, &params)
     }
 
+    /// Waits for every other load into this dataset to end, and keeps them out until this
+    /// transaction ends (an advisory lock of the dataset's name): a process killed just after
+    /// sending COMMIT leaves a server session that may still commit its package, and the next
+    /// run must see that commit before it asks `_dlt_loads` whether to load the package again.
+    /// Outside a transaction it only waits.
+    fn lock_dataset(&mut self) -> Result<()> {
+        let dataset = self.dataset.clone();
+        self.fetch(
+            "cannot lock the dataset for the load",
+            "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('sluice load'), pg_catalog.hashtext($1))::text",
+            &[&dataset],
+        )?;
+        Ok(())
+    }
+
     fn begin(&mut self) -> Result<()> {
         if !self.in_transaction {
             self.exec("BEGIN")?;
             self.in_transaction = true;
             self.load_started = false;
             self.created.clear();
+            self.lock_dataset()?;
         }
         Ok(())
     }
@@ -336,6 +440,12 @@ impl PostgresClient {
         staging: Staging,
         update: &mut SchemaUpdate,
     ) -> Result<()> {
+        for t in tables {
+            check_name("table", &t.name)?;
+            for c in jobs::complete_columns(t) {
+                check_name("column", &c.name)?;
+            }
+        }
         self.create_schema(dataset)?;
         let existing = self.existing_columns(dataset)?;
         let tables: Vec<&Table> = tables.iter().collect();
@@ -424,7 +534,26 @@ impl PostgresClient {
         Ok(jobs::uses_staging(self.schema()?, root, truncate))
     }
 
-    /// Streams `data` into `dataset.table` with binary COPY.
+    /// The types (`pg_type.typname`) of the columns of `dataset.table` as the server has them.
+    fn column_types(&mut self, dataset: &str, table: &str) -> Result<BTreeMap<String, String>> {
+        let rows = self.fetch(
+            "cannot read the catalog",
+            "SELECT a.attname::text, t.typname::text FROM pg_catalog.pg_attribute a \
+             JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+            &[dataset, table],
+        )?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| Some((r.try_get(0).ok()?, r.try_get(1).ok()?)))
+            .collect())
+    }
+
+    /// Streams `data` into `dataset.table` with binary COPY, each value in the wire form of
+    /// its column's type as the server has it (a table made by hand may have `json` or
+    /// `integer` where dlt makes `jsonb` or `bigint`).
     fn copy(
         &mut self,
         dataset: &str,
@@ -435,14 +564,15 @@ impl PostgresClient {
         let t = self.schema()?.tables.get(table).cloned().ok_or_else(|| {
             Error::schema(format!("the schema has no table `{table}` to load into"))
         })?;
-        let encoder = Encoder::new(&t, &data.schema())?;
+        let actual = self.column_types(dataset, table)?;
+        let encoder = Encoder::new(&t, &data.schema())?.for_columns(dataset, &actual)?;
         let statement = format!(
             "COPY {} ({}) FROM STDIN (FORMAT binary)",
             qualified(dataset, table),
             encoder.column_list()
         );
         tracing::debug!(target: "sluice::postgres", "{statement}");
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>>>(AHEAD);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(AHEAD);
         let producer_cancel = cancel.clone();
         let producer = std::thread::Builder::new()
             .name("sluice-pg-copy".into())
@@ -457,17 +587,17 @@ impl PostgresClient {
                         if buf.len() >= CHUNK {
                             let full =
                                 std::mem::replace(&mut buf, Vec::with_capacity(CHUNK + CHUNK / 4));
-                            if tx.blocking_send(Ok(full)).is_err() {
+                            if tx.blocking_send(Chunk::Data(full)).is_err() {
                                 return Ok(()); // the COPY stopped; its error is reported
                             }
                         }
                     }
                     buf.extend_from_slice(TRAILER);
-                    let _ = tx.blocking_send(Ok(std::mem::take(&mut buf)));
+                    let _ = tx.blocking_send(Chunk::Last(std::mem::take(&mut buf)));
                     Ok(())
                 })();
                 if let Err(e) = step {
-                    let _ = tx.blocking_send(Err(e));
+                    let _ = tx.blocking_send(Chunk::Failed(e));
                 }
             })
             .map_err(|e| Error::internal(format!("cannot start the COPY thread: {e}")))?;
@@ -476,23 +606,13 @@ impl PostgresClient {
         let Some(con) = con.as_mut() else {
             return Err(Error::internal("no connection"));
         };
-        let result: std::result::Result<u64, CopyError> = rt.block_on(async {
-            let mut copy = con.copy_in_raw(&statement).await?;
-            while let Some(chunk) = rx.recv().await {
-                match chunk {
-                    Ok(bytes) => {
-                        copy.send(bytes).await?;
-                    }
-                    Err(e) => {
-                        let _ = copy.abort(e.message.clone()).await;
-                        return Err(CopyError::Data(e));
-                    }
-                }
-            }
-            Ok(copy.finish().await?)
-        });
-        drop(rx);
-        let _ = producer.join();
+        let result = rt.block_on(copy_in(con, &statement, rx));
+        if producer.join().is_err() {
+            // it never sent its last chunk: the COPY was aborted
+            return Err(Error::internal(format!(
+                "the thread encoding the load file of table `{table}` panicked; nothing of the file was loaded"
+            )));
+        }
         match result {
             Ok(rows) => Ok(rows),
             Err(CopyError::Data(e)) => Err(e),
@@ -880,6 +1000,10 @@ impl DestinationClient for PostgresClient {
     }
 
     fn is_load_completed(&mut self, load_id: &str) -> Result<bool> {
+        if !self.in_transaction {
+            // a load of this package may still be committing in a session whose process died
+            self.lock_dataset()?;
+        }
         let dataset = self.dataset.clone();
         if !self.table_exists(&dataset, "_dlt_loads")? {
             return Ok(false);
@@ -968,5 +1092,76 @@ impl DestinationClient for PostgresClient {
             vec![RecordBatch::try_new(schema.clone(), arrays).map_err(Error::from)]
         };
         Ok(BatchStream::from_batches(schema, batches, None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Connection as _;
+
+    /// The machine's PostgreSQL server (as the workspace tests use it).
+    fn url() -> String {
+        std::env::var("SLUICE_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432/test".to_string())
+    }
+
+    fn one_row() -> Vec<u8> {
+        let mut row = Vec::new();
+        row.extend_from_slice(&1i16.to_be_bytes());
+        row.extend_from_slice(&8i32.to_be_bytes());
+        row.extend_from_slice(&42i64.to_be_bytes());
+        row
+    }
+
+    async fn count(con: &mut PgConnection) -> i64 {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM copy_in_t")
+            .fetch_one(con)
+            .await
+            .expect("count")
+    }
+
+    /// A COPY is finished only after the encoding thread's last chunk: when the thread stops
+    /// without it (a panic drops its sender), the COPY is aborted and nothing is loaded.
+    /// PostgreSQL itself would accept the binary stream without its trailer, so finishing on
+    /// a closed channel would load a partial file.
+    #[test]
+    fn a_copy_whose_encoder_stops_early_is_aborted_not_finished() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut con = PgConnection::connect(&url()).await.expect("connect");
+            sqlx::raw_sql("CREATE TEMP TABLE copy_in_t (a bigint)")
+                .execute(&mut con)
+                .await
+                .expect("table");
+            let statement = "COPY copy_in_t (a) FROM STDIN (FORMAT binary)";
+            // the thread sends rows, then dies without its last chunk
+            let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(4);
+            let mut first = HEADER.to_vec();
+            first.extend(one_row());
+            tx.send(Chunk::Data(first.clone())).await.expect("send");
+            drop(tx);
+            match copy_in(&mut con, statement, rx).await {
+                Err(CopyError::Data(e)) => {
+                    assert!(e.to_string().contains("stopped before its end"), "{e}")
+                }
+                Err(CopyError::Db(e)) => panic!("expected the encoder's error, got {e}"),
+                Ok(n) => panic!("a partial file was loaded ({n} rows)"),
+            }
+            assert_eq!(count(&mut con).await, 0);
+            // the same rows with the last chunk load
+            let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(4);
+            tx.send(Chunk::Data(first)).await.expect("send");
+            tx.send(Chunk::Last(TRAILER.to_vec())).await.expect("send");
+            drop(tx);
+            let n = copy_in(&mut con, statement, rx)
+                .await
+                .unwrap_or_else(|_| panic!("the complete stream loads"));
+            assert_eq!(n, 1);
+            assert_eq!(count(&mut con).await, 1);
+        });
     }
 }

@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Date32Type, Decimal128Type, Decimal256Type, Float64Type, Int64Type, Time64MicrosecondType,
+    Date32Type, Decimal128Type, Decimal256Type, Float32Type, Float64Type, Int64Type,
+    Time64MicrosecondType,
 };
 use arrow_array::{Array, ArrayRef, BooleanArray, PrimitiveArray, RecordBatch, StringArray};
 use arrow_cast::{cast_with_options, CastOptions};
@@ -37,6 +38,8 @@ const EPOCH_MICROS: i64 = 946_684_800_000_000;
 struct Target {
     name: String,
     ty: PgType,
+    /// The type dlt makes for the column.
+    dlt_type: PgType,
     /// The column's decimal scale (numeric columns).
     scale: i8,
 }
@@ -53,8 +56,10 @@ enum Prepared {
     Bool(BooleanArray),
     Int(PrimitiveArray<Int64Type>, PgType),
     Float(PrimitiveArray<Float64Type>),
+    Float4(PrimitiveArray<Float32Type>),
     Text(StringArray),
-    Json(StringArray),
+    /// jsonb: the text after a version byte
+    Jsonb(StringArray),
     Bytes(ArrayRef),
     Date(PrimitiveArray<Date32Type>),
     /// microseconds since 1970 (timestamp values of any unit, converted)
@@ -88,15 +93,14 @@ impl Encoder {
                     ))
                 })?;
             let scale = match column.data_type {
-                Some(DataType::Decimal) => column
-                    .scale
-                    .unwrap_or(if column.precision.is_some() { 0 } else { 9 })
-                    .min(38) as i8,
+                Some(DataType::Decimal) => crate::types::decimal(column).1.min(38) as i8,
                 _ => 0,
             };
+            let ty = pg_type(column)?;
             targets.push(Target {
                 name: column.name.clone(),
-                ty: pg_type(column)?,
+                ty,
+                dlt_type: ty,
                 scale,
             });
         }
@@ -104,6 +108,31 @@ impl Encoder {
             table: table.name.clone(),
             targets,
         })
+    }
+
+    /// The encoder for the columns as the server has them: `actual` maps each column of
+    /// `dataset.table` to its type (`pg_type.typname`). Values are sent in the wire form of
+    /// that type (e.g. `json` without jsonb's version byte, `integer` with its range checked).
+    pub fn for_columns(
+        mut self,
+        dataset: &str,
+        actual: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Self> {
+        for t in &mut self.targets {
+            let Some(typname) = actual.get(&t.name) else {
+                return Err(Error::schema(format!(
+                    "table `{dataset}.{}` has no column `{}` to load into\nhint: the table was changed outside sluice; add the column or drop the table",
+                    self.table, t.name
+                )));
+            };
+            t.ty = PgType::from_catalog(typname).ok_or_else(|| {
+                Error::schema(format!(
+                    "column `{}` of table `{dataset}.{}` has PostgreSQL type `{typname}`, which sluice cannot load\nhint: alter the column to the type dlt makes for it ({:?}), or drop the table and let sluice create it",
+                    t.name, self.table, t.dlt_type
+                ))
+            })?;
+        }
+        Ok(self)
     }
 
     /// The quoted column list of the COPY statement, in file order.
@@ -150,8 +179,13 @@ impl Encoder {
                     .as_primitive::<Float64Type>()
                     .clone(),
             ),
-            PgType::Text => Prepared::Text(self.text(target, array, &value_type)?),
-            PgType::Jsonb => Prepared::Json(self.text(target, array, &value_type)?),
+            PgType::Float4 => Prepared::Float4(
+                cast(&ArrowType::Float32)?
+                    .as_primitive::<Float32Type>()
+                    .clone(),
+            ),
+            PgType::Text | PgType::Json => Prepared::Text(self.text(target, array, &value_type)?),
+            PgType::Jsonb => Prepared::Jsonb(self.text(target, array, &value_type)?),
             PgType::Bytea => Prepared::Bytes(match value_type {
                 ArrowType::Binary | ArrowType::LargeBinary if array.data_type() == &value_type => {
                     array.clone()
@@ -167,7 +201,9 @@ impl Encoder {
                 // same zone, microseconds: the stored instants are kept as they are
                 let tz = match &value_type {
                     ArrowType::Timestamp(_, tz) => tz.clone(),
-                    _ => Some(Arc::from("UTC")),
+                    // an offset, not a zone name: arrow-cast knows zone names only with
+                    // its chrono-tz feature
+                    _ => Some(Arc::from("+00:00")),
                 };
                 Prepared::Micros(cast(&ArrowType::Timestamp(TimeUnit::Microsecond, tz))?)
             }
@@ -284,7 +320,8 @@ impl Encoder {
             Prepared::Bool(a) => a.is_null(row),
             Prepared::Int(a, _) => a.is_null(row),
             Prepared::Float(a) => a.is_null(row),
-            Prepared::Text(a) | Prepared::Json(a) => a.is_null(row),
+            Prepared::Float4(a) => a.is_null(row),
+            Prepared::Text(a) | Prepared::Jsonb(a) => a.is_null(row),
             Prepared::Bytes(a) | Prepared::Micros(a) => a.is_null(row),
             Prepared::Date(a) => a.is_null(row),
             Prepared::Time(a) => a.is_null(row),
@@ -305,14 +342,14 @@ impl Encoder {
                 match ty {
                     PgType::Int2 => {
                         let v = i16::try_from(v).map_err(|_| {
-                            self.value_error(t, format!("{v} does not fit smallint (the column's precision is 16 bits)\nhint: drop the column's precision hint or widen it, and recreate the column"))
+                            self.value_error(t, format!("{v} does not fit smallint, the column's type\nhint: widen the column (a precision hint of 16 bits makes smallint): drop the hint and recreate the column, or ALTER it to bigint"))
                         })?;
                         out.extend_from_slice(&2i32.to_be_bytes());
                         out.extend_from_slice(&v.to_be_bytes());
                     }
                     PgType::Int4 => {
                         let v = i32::try_from(v).map_err(|_| {
-                            self.value_error(t, format!("{v} does not fit integer (the column's precision is 32 bits)\nhint: drop the column's precision hint or widen it, and recreate the column"))
+                            self.value_error(t, format!("{v} does not fit integer, the column's type\nhint: widen the column (a precision hint of 32 bits makes integer): drop the hint and recreate the column, or ALTER it to bigint"))
                         })?;
                         out.extend_from_slice(&4i32.to_be_bytes());
                         out.extend_from_slice(&v.to_be_bytes());
@@ -327,8 +364,12 @@ impl Encoder {
                 out.extend_from_slice(&8i32.to_be_bytes());
                 out.extend_from_slice(&a.value(row).to_be_bytes());
             }
+            Prepared::Float4(a) => {
+                out.extend_from_slice(&4i32.to_be_bytes());
+                out.extend_from_slice(&a.value(row).to_be_bytes());
+            }
             Prepared::Text(a) => put_bytes(out, a.value(row).as_bytes(), None),
-            Prepared::Json(a) => put_bytes(out, a.value(row).as_bytes(), Some(1)),
+            Prepared::Jsonb(a) => put_bytes(out, a.value(row).as_bytes(), Some(1)),
             Prepared::Bytes(a) => match a.data_type() {
                 ArrowType::LargeBinary => put_bytes(out, a.as_binary::<i64>().value(row), None),
                 _ => put_bytes(out, a.as_binary::<i32>().value(row), None),

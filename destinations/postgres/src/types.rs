@@ -25,12 +25,16 @@ pub enum PgType {
     Int4,
     /// `bigint`
     Int8,
+    /// `real` (an existing column; dlt makes `double precision`)
+    Float4,
     /// `double precision`
     Float8,
     /// `varchar` / `varchar(n)`
     Text,
     /// `jsonb`
     Jsonb,
+    /// `json` (an existing column; dlt makes `jsonb`): the text without jsonb's version byte
+    Json,
     /// `bytea`
     Bytea,
     /// `date`
@@ -76,6 +80,39 @@ pub fn pg_type(c: &Column) -> Result<PgType> {
     })
 }
 
+impl PgType {
+    /// The wire type of an existing column of PostgreSQL type `typname` (`pg_type.typname`),
+    /// or `None` for a type sluice cannot load with binary COPY.
+    pub fn from_catalog(typname: &str) -> Option<Self> {
+        Some(match typname {
+            "bool" => Self::Bool,
+            "int2" => Self::Int2,
+            "int4" => Self::Int4,
+            "int8" => Self::Int8,
+            "float4" => Self::Float4,
+            "float8" => Self::Float8,
+            "text" | "varchar" | "bpchar" | "name" | "citext" => Self::Text,
+            "jsonb" => Self::Jsonb,
+            "json" => Self::Json,
+            "bytea" => Self::Bytea,
+            "date" => Self::Date,
+            "timestamp" | "timestamptz" => Self::Timestamp,
+            "time" => Self::Time,
+            "numeric" => Self::Numeric,
+            _ => return None,
+        })
+    }
+}
+
+/// The precision and scale of a decimal column as dlt fills them in: each missing one from
+/// dlt's default (38, 9), so `precision: 10` alone is `numeric(10,9)`. A scale above the
+/// precision is lowered to it (dlt passes it on and the server refuses it before PostgreSQL 15).
+pub fn decimal(c: &Column) -> (u32, u32) {
+    let p = c.precision.unwrap_or(DECIMAL.0);
+    let s = c.scale.unwrap_or(DECIMAL.1).min(p);
+    (p, s)
+}
+
 /// Fractional digits of a timestamp or time: at most PostgreSQL's 6 (a wider precision, e.g.
 /// nanoseconds from an Arrow source, is kept to microseconds; dlt refuses it).
 fn fraction(p: u32) -> u32 {
@@ -109,10 +146,7 @@ pub fn column_type(c: &Column) -> Result<String> {
             None => "time without time zone".into(),
         },
         DataType::Decimal => {
-            let (p, s) = match (c.precision, c.scale) {
-                (None, _) => DECIMAL,
-                (Some(p), s) => (p, s.unwrap_or(0)),
-            };
+            let (p, s) = decimal(c);
             format!("numeric({p},{s})")
         }
         DataType::Wei => format!("numeric({},{})", WEI.0, WEI.1),
@@ -187,6 +221,11 @@ mod tests {
         d.precision = Some(10);
         d.scale = Some(2);
         assert_eq!(column_type(&d).expect("t"), "numeric(10,2)");
+        // dlt fills a missing scale from its default 9, not 0
+        d.scale = None;
+        assert_eq!(column_type(&d).expect("t"), "numeric(10,9)");
+        d.precision = Some(4);
+        assert_eq!(column_type(&d).expect("t"), "numeric(4,4)");
         let mut s = Column::new("s", DataType::Text);
         assert_eq!(column_type(&s).expect("t"), "varchar");
         s.precision = Some(64);

@@ -1450,7 +1450,14 @@ impl Pipeline {
             .supported_loader_file_formats
             .iter()
             .any(|f| f == "parquet");
+        let mut attempt = 0;
         with_retry(|| {
+            attempt += 1;
+            // an attempt cut while committing may have committed: ask before loading again
+            if attempt > 1 && client.is_load_completed(&manifest.load_id)? {
+                tracing::info!(target: "sluice::pipeline", load_id = %manifest.load_id, "the failed attempt committed the package");
+                return Ok(());
+            }
             client
                 .start_load(&manifest.load_id, &plan)
                 .map_err(Error::Plugin)?;
