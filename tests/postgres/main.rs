@@ -44,6 +44,20 @@ fn count(sql: &str) -> i64 {
     one(sql).and_then(|v| v.parse().ok()).unwrap_or(-1)
 }
 
+/// A runtime and a connection of its own to the test server, for a thread that acts as
+/// another session.
+fn session() -> (tokio::runtime::Runtime, sqlx::PgConnection) {
+    use sqlx::Connection;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let c = rt
+        .block_on(sqlx::PgConnection::connect(&pg_url()))
+        .expect("connect");
+    (rt, c)
+}
+
 fn run(p: &mut Pipeline, resources: Vec<Resource>) -> sluice::Result<sluice::pipeline::LoadInfo> {
     let source = CodeSource::new("src", resources);
     p.run(&source, &RunOptions::default())
@@ -447,13 +461,9 @@ fn a_connection_lost_mid_copy_commits_nothing_and_the_package_loads_once() {
     let killer = |times: usize, stop: Arc<AtomicBool>| {
         let ds = ds.clone();
         std::thread::spawn(move || {
-            use sqlx::{Connection, Row};
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
+            use sqlx::Row;
+            let (rt, mut c) = session();
             rt.block_on(async {
-                let mut c = sqlx::PgConnection::connect(&pg_url()).await.expect("connect");
                 let sql = format!(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND state = 'active' AND query LIKE 'COPY \"{ds}\".%'"
                 );
@@ -524,12 +534,7 @@ fn commit_cutting_proxy() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let cuts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let upstream = pg_url()
-        .split('@')
-        .nth(1)
-        .and_then(|h| h.split('/').next())
-        .unwrap_or("127.0.0.1:5432")
-        .to_string();
+    let upstream = proxied_url(&pg_url(), 0).1;
     let counter = cuts.clone();
     std::thread::spawn(move || {
         for client in listener.incoming() {
@@ -586,6 +591,25 @@ fn commit_cutting_proxy() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
     (port, cuts)
 }
 
+/// `url` with its host and port replaced by 127.0.0.1:`port`, and the host:port it had.
+fn proxied_url(url: &str, port: u16) -> (String, String) {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let (user, rest) = match rest.rsplit_once('@') {
+        Some((u, r)) => (format!("{u}@"), r),
+        None => (String::new(), rest),
+    };
+    let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let hostport = if hostport.contains(':') {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:5432")
+    };
+    (
+        format!("{scheme}://{user}127.0.0.1:{port}/{path}"),
+        hostport,
+    )
+}
+
 /// The connection is lost while COMMIT is on its way: the server committed, the client never
 /// heard. The retry asks `_dlt_loads` first and does not load the package again (without that
 /// check, append would hold every row twice).
@@ -599,7 +623,7 @@ fn a_connection_lost_during_commit_does_not_load_the_package_twice() {
         .destination("postgres")
         .destination_config(
             json!({}),
-            json!({"credentials": format!("postgresql://postgres@127.0.0.1:{port}/test")}),
+            json!({"credentials": proxied_url(&pg_url(), port).0}),
         )
         .dataset_name(&ds)
         .pipelines_dir(tmp.path())
@@ -621,6 +645,68 @@ fn a_connection_lost_during_commit_does_not_load_the_package_twice() {
         1
     );
     assert!(p.storage().pending().expect("pending").is_empty());
+}
+
+/// A process killed just after sending COMMIT leaves a server session that commits the
+/// package a moment later. Here another session holds the package's lock and records the
+/// package in `_dlt_loads`, committing after a pause: the pending package (whose data the
+/// server would reject) is not loaded again; the load waits for the lock, then finds it
+/// recorded.
+#[test]
+fn a_package_still_committing_in_another_session_is_waited_for_not_loaded_again() {
+    let ds = dataset("in_flight");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut p = postgres_pipeline("pg_in_flight", &ds, tmp.path());
+    let columns = json!({"code": {"data_type": "text", "precision": 3}});
+    let r = |code: &str| {
+        Resource::from_values("items", vec![json!({"id": 1, "code": code})])
+            .columns(columns.clone())
+    };
+    run(&mut p, vec![r("abc")]).expect("first load");
+    run(&mut p, vec![r("far too long")]).expect_err("varchar(3) rejects it");
+    let pending = p.storage().pending().expect("pending");
+    assert_eq!(pending.len(), 1);
+    let load_id = pending[0].clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let other = {
+        let (ds, load_id) = (ds.clone(), load_id.clone());
+        std::thread::spawn(move || {
+            use sqlx::Executor;
+            let (rt, mut c) = session();
+            rt.block_on(async {
+                c.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "BEGIN; SELECT pg_advisory_xact_lock(hashtext('{ds}'), hashtext('{load_id}')); \
+                     INSERT INTO \"{ds}\"._dlt_loads (load_id, schema_name, status, inserted_at, schema_version_hash) VALUES ('{load_id}', 'src', 0, now(), 'h')"
+                ))))
+                .await
+                .expect("hold the lock");
+                ready_tx.send(()).expect("ready");
+                tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+                c.execute(sqlx::raw_sql("COMMIT")).await.expect("commit");
+            })
+        })
+    };
+    ready_rx.recv().expect("the other session holds the lock");
+    let started = std::time::Instant::now();
+    p.load_pending()
+        .expect("the package is found committed by the other session");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1000),
+        "the load waited for the lock ({:?})",
+        started.elapsed()
+    );
+    other.join().expect("other session");
+    assert!(p.storage().pending().expect("pending").is_empty());
+    assert_eq!(
+        count(&format!(
+            "SELECT count(*) FROM \"{ds}\"._dlt_loads WHERE load_id = '{load_id}'"
+        )),
+        1
+    );
+    assert_eq!(
+        pg_rows(&format!("SELECT string_agg(code, ',') FROM \"{ds}\".items")),
+        vec![vec![Some("abc".to_string())]]
+    );
 }
 
 /// A table made outside sluice with `json`, `integer` and `real` where dlt makes `jsonb`,
@@ -684,6 +770,20 @@ fn existing_columns_of_other_types_are_loaded_in_their_own_wire_form() {
             && e.to_string().contains("hint:"),
         "{e}"
     );
+    p.storage().drop_pending().expect("drop the failed package");
+    // a double into an integer column is refused, not rounded
+    pg_exec(&format!(
+        "CREATE TABLE \"{ds}\".ratios (id bigint, ratio integer, _dlt_load_id varchar NOT NULL, _dlt_id varchar NOT NULL)"
+    ));
+    let r = Resource::from_values("ratios", vec![json!({"id": 4, "ratio": 1.5})]);
+    let e = run(&mut p, vec![r]).expect_err("1.5 does not go into integer");
+    assert!(
+        e.to_string().contains("column `ratio`")
+            && e.to_string().contains("`int4`")
+            && e.to_string().contains("double precision"),
+        "{e}"
+    );
+    assert_eq!(count(&format!("SELECT count(*) FROM \"{ds}\".ratios")), 0);
 }
 
 #[test]

@@ -132,10 +132,10 @@ impl Credentials {
         // a password with an unescaped `@` leaves part of itself in front of the host: refuse
         // it without echoing any of it
         if userinfo.is_some() && dialect != Dialect::Sqlite {
-            let host_part = rest.split(['/', '?']).next().unwrap_or_default();
-            if host_part.contains('@') {
+            let before_query = rest.split('?').next().unwrap_or_default();
+            if before_query.contains('@') {
                 return Err(Error::config(format!(
-                    "{}: the connection string has more than one `@` before its host, so its password holds an `@`\nhint: percent-encode `@` in the password as %40 (and `:` as %3A, `/` as %2F)",
+                    "{}: the connection string has another `@` after the one before its host: a password (or database name) holds an `@`\nhint: percent-encode `@` as %40 (and in a password `:` as %3A, `/` as %2F)",
                     origin.who
                 )));
             }
@@ -375,6 +375,7 @@ mod tests {
         for url in [
             "postgresql://loader:se@cr3t@db.local:5432/dlt",
             "postgresql://lo@der:secr3t@db.local/dlt",
+            "postgresql://loader:se@cr3t/x@db.local/dlt",
         ] {
             let e = Credentials::parse(url, SRC).expect_err("unescaped @");
             let msg = e.to_string();

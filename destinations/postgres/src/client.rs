@@ -38,6 +38,8 @@ use crate::types::Postgres;
 const CHUNK: usize = 1 << 20;
 /// Chunks encoded ahead of the one being sent.
 const AHEAD: usize = 4;
+/// How long a load waits for another session holding its package's lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 /// Rows per batch read from a load file.
 const BATCH_ROWS: usize = 16 * 1024;
 
@@ -165,6 +167,18 @@ fn check_name(what: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a schema (dataset) name PostgreSQL would cut.
+fn check_schema_name(name: &str) -> Result<()> {
+    if name.len() > crate::types::MAX_IDENTIFIER {
+        return Err(Error::config(format!(
+            "the dataset (schema) name `{name}` is {} bytes long; PostgreSQL keeps {} bytes of a schema name and would cut it\nhint: choose a shorter dataset_name (merge and staged replace also use `<dataset>_staging`)",
+            name.len(),
+            crate::types::MAX_IDENTIFIER
+        )));
+    }
+    Ok(())
+}
+
 /// Whether an error means the connection is gone (it is dropped and reopened).
 fn connection_lost(e: &sqlx::Error) -> bool {
     match e {
@@ -197,16 +211,7 @@ impl PostgresClient {
             .staging_dataset_name
             .clone()
             .unwrap_or_else(|| config.staging_dataset(&dataset));
-        for (what, name) in [("dataset", &dataset), ("staging dataset", &staging)] {
-            if name.len() > crate::types::MAX_IDENTIFIER {
-                return Err(Error::config(format!(
-                    "the {what} name `{name}` is {} bytes long; PostgreSQL keeps {} bytes of a schema name and would cut it\nhint: choose a dataset_name of at most {} bytes (its staging dataset adds `_staging`)",
-                    name.len(),
-                    crate::types::MAX_IDENTIFIER,
-                    crate::types::MAX_IDENTIFIER - "_staging".len()
-                )));
-            }
-        }
+        check_schema_name(&dataset)?;
         let mut client = Self {
             rt,
             con: None,
@@ -285,7 +290,7 @@ impl PostgresClient {
                     "22P02" | "22007" | "22008" => Some("a value does not fit its column's type; check the column's data_type hint"),
                     "22P03" => Some("the server did not accept a value's binary form: the column's type was probably changed while the load ran; run again"),
                     "22021" => Some("PostgreSQL text cannot hold NUL (\\u0000) characters; remove them in the source or load the column as binary"),
-                    "23505" if !pg.and_then(|p| p.constraint()).is_some_and(|c| c.starts_with("pg_")) => Some("a UNIQUE constraint was violated; the table already holds a row with this key"),
+                    "23505" if pg.and_then(|p| p.schema()) != Some("pg_catalog") => Some("a UNIQUE constraint was violated; the table already holds a row with this key"),
                     "23502" => Some("a NOT NULL column got NULL; check the column's nullable hint"),
                     "42939" => Some("names starting with pg_ are reserved by PostgreSQL; choose another dataset name"),
                     "42501" => Some("the user lacks a privilege; grant it CREATE on the database and USAGE, CREATE on the dataset's schema"),
@@ -299,10 +304,8 @@ impl PostgresClient {
                 // two sessions creating the same schema or table at once: the loser hits a
                 // unique index of the catalog (pg_namespace_nspname_index, ...); a retry
                 // finds the object there
-                let catalog_race = code == "23505"
-                    && pg
-                        .and_then(|p| p.constraint())
-                        .is_some_and(|c| c.starts_with("pg_"));
+                let catalog_race =
+                    code == "23505" && pg.and_then(|p| p.schema()) == Some("pg_catalog");
                 if catalog_race {
                     msg.push_str("\nhint: another session created the same schema or table at the same moment; sluice retries");
                 }
@@ -342,28 +345,53 @@ impl PostgresClient {
         self.fetch_opt(what, sql, &params)
     }
 
-    /// Waits for every other load into this dataset to end, and keeps them out until this
-    /// transaction ends (an advisory lock of the dataset's name): a process killed just after
-    /// sending COMMIT leaves a server session that may still commit its package, and the next
-    /// run must see that commit before it asks `_dlt_loads` whether to load the package again.
-    /// Outside a transaction it only waits.
-    fn lock_dataset(&mut self) -> Result<()> {
+    /// Takes the lock of package `load_id` in this dataset (an advisory lock), waiting up to
+    /// [`LOCK_WAIT`] for another session that holds it: a process killed just after sending
+    /// COMMIT leaves a server session that may still commit the package, and the next attempt
+    /// must see that commit before it asks `_dlt_loads` whether to load the package again.
+    /// In a transaction the lock is held to its end; outside one this only waits. Other
+    /// packages and datasets are not held up.
+    fn lock_load(&mut self, load_id: &str) -> Result<()> {
         let dataset = self.dataset.clone();
-        self.fetch(
-            "cannot lock the dataset for the load",
-            "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('sluice load'), pg_catalog.hashtext($1))::text",
-            &[&dataset],
-        )?;
-        Ok(())
+        let started = std::time::Instant::now();
+        loop {
+            let rows = self.fetch(
+                "cannot lock the load package",
+                "SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext($1), pg_catalog.hashtext($2))",
+                &[&dataset, load_id],
+            )?;
+            if rows.first().and_then(|r| r.try_get::<bool, _>(0).ok()) == Some(true) {
+                return Ok(());
+            }
+            if started.elapsed() >= LOCK_WAIT {
+                let holder = self
+                    .fetch(
+                        "cannot read pg_locks",
+                        "SELECT l.pid::text FROM pg_catalog.pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.classid = pg_catalog.hashtext($1)::oid AND l.objid = pg_catalog.hashtext($2)::oid LIMIT 1",
+                        &[&dataset, load_id],
+                    )
+                    .ok()
+                    .and_then(|r| r.first().and_then(|r| r.try_get::<String, _>(0).ok()))
+                    .unwrap_or_else(|| "?".into());
+                return Err(Error::destination(format!(
+                    "load package {load_id} of dataset `{dataset}` is held by another PostgreSQL session (pid {holder}) for more than {}s\nhint: an earlier attempt of this package may still be running or committing; if its process is gone, end the session with SELECT pg_terminate_backend({holder}) and run again",
+                    LOCK_WAIT.as_secs()
+                ))
+                .retryable());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 
     fn begin(&mut self) -> Result<()> {
         if !self.in_transaction {
-            self.exec("BEGIN")?;
+            // READ COMMITTED whatever the server's default: every statement sees what
+            // committed before it (a package committed by another session while this one
+            // waited for its lock, above all)
+            self.exec("BEGIN ISOLATION LEVEL READ COMMITTED")?;
             self.in_transaction = true;
             self.load_started = false;
             self.created.clear();
-            self.lock_dataset()?;
         }
         Ok(())
     }
@@ -440,6 +468,8 @@ impl PostgresClient {
         staging: Staging,
         update: &mut SchemaUpdate,
     ) -> Result<()> {
+        // the staging dataset's name is checked when it is first used
+        check_schema_name(dataset)?;
         for t in tables {
             check_name("table", &t.name)?;
             for c in jobs::complete_columns(t) {
@@ -895,6 +925,9 @@ impl DestinationClient for PostgresClient {
                 let json = self.schema_json.clone().unwrap_or_default();
                 self.apply_schema(&json, None)?;
             }
+            // held by the transaction that loads the package (again if is_load_completed
+            // took it already)
+            self.lock_load(load_id)?;
             self.load_started = true;
             let schema = self.schema()?.clone();
             let staging = self.staging.clone();
@@ -1000,10 +1033,9 @@ impl DestinationClient for PostgresClient {
     }
 
     fn is_load_completed(&mut self, load_id: &str) -> Result<bool> {
-        if !self.in_transaction {
-            // a load of this package may still be committing in a session whose process died
-            self.lock_dataset()?;
-        }
+        // an earlier attempt of this package may still be committing in a session whose
+        // process died
+        self.lock_load(load_id)?;
         let dataset = self.dataset.clone();
         if !self.table_exists(&dataset, "_dlt_loads")? {
             return Ok(false);

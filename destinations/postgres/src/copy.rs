@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Date32Type, Decimal128Type, Decimal256Type, Float32Type, Float64Type, Int64Type,
-    Time64MicrosecondType,
+    Date32Type, Decimal128Type, Decimal256Type, Float64Type, Int64Type, Time64MicrosecondType,
 };
 use arrow_array::{Array, ArrayRef, BooleanArray, PrimitiveArray, RecordBatch, StringArray};
 use arrow_cast::{cast_with_options, CastOptions};
@@ -56,7 +55,8 @@ enum Prepared {
     Bool(BooleanArray),
     Int(PrimitiveArray<Int64Type>, PgType),
     Float(PrimitiveArray<Float64Type>),
-    Float4(PrimitiveArray<Float32Type>),
+    /// doubles sent as `real`, each checked to fit
+    Float4(PrimitiveArray<Float64Type>),
     Text(StringArray),
     /// jsonb: the text after a version byte
     Jsonb(StringArray),
@@ -112,7 +112,10 @@ impl Encoder {
 
     /// The encoder for the columns as the server has them: `actual` maps each column of
     /// `dataset.table` to its type (`pg_type.typname`). Values are sent in the wire form of
-    /// that type (e.g. `json` without jsonb's version byte, `integer` with its range checked).
+    /// that type when it holds them without loss (`json` without jsonb's version byte,
+    /// `integer` or `real` with the range checked, text as json); a column of another kind
+    /// (a `numeric` or `integer` column where dlt has a double, say) is refused rather than
+    /// rounded.
     pub fn for_columns(
         mut self,
         dataset: &str,
@@ -125,10 +128,14 @@ impl Encoder {
                     self.table, t.name
                 )));
             };
-            t.ty = PgType::from_catalog(typname).ok_or_else(|| {
+            let ty = PgType::from_catalog(typname).filter(|ty| holds(t.dlt_type, *ty));
+            t.ty = ty.ok_or_else(|| {
                 Error::schema(format!(
-                    "column `{}` of table `{dataset}.{}` has PostgreSQL type `{typname}`, which sluice cannot load\nhint: alter the column to the type dlt makes for it ({:?}), or drop the table and let sluice create it",
-                    t.name, self.table, t.dlt_type
+                    "column `{}` of table `{dataset}.{}` has PostgreSQL type `{typname}`, which cannot hold the column's values ({}) without change\nhint: alter the column to {}, or drop the table and let sluice create it",
+                    t.name,
+                    self.table,
+                    t.dlt_type.sql_name(),
+                    t.dlt_type.sql_name()
                 ))
             })?;
         }
@@ -180,8 +187,8 @@ impl Encoder {
                     .clone(),
             ),
             PgType::Float4 => Prepared::Float4(
-                cast(&ArrowType::Float32)?
-                    .as_primitive::<Float32Type>()
+                cast(&ArrowType::Float64)?
+                    .as_primitive::<Float64Type>()
                     .clone(),
             ),
             PgType::Text | PgType::Json => Prepared::Text(self.text(target, array, &value_type)?),
@@ -365,8 +372,16 @@ impl Encoder {
                 out.extend_from_slice(&a.value(row).to_be_bytes());
             }
             Prepared::Float4(a) => {
+                let v = a.value(row);
+                let narrow = v as f32;
+                if v.is_finite() && !narrow.is_finite() {
+                    return Err(self.value_error(
+                        t,
+                        format!("{v} is out of the range of real, the column's type\nhint: ALTER the column to double precision"),
+                    ));
+                }
                 out.extend_from_slice(&4i32.to_be_bytes());
-                out.extend_from_slice(&a.value(row).to_be_bytes());
+                out.extend_from_slice(&narrow.to_be_bytes());
             }
             Prepared::Text(a) => put_bytes(out, a.value(row).as_bytes(), None),
             Prepared::Jsonb(a) => put_bytes(out, a.value(row).as_bytes(), Some(1)),
@@ -394,6 +409,20 @@ impl Encoder {
         }
         Ok(())
     }
+}
+
+/// Whether a column of type `actual` holds the values dlt types as `dlt` without change: the
+/// same type, another integer width or `real` (range-checked per value), an integer in
+/// `numeric`, or text and JSON in each other (the server checks the JSON).
+fn holds(dlt: PgType, actual: PgType) -> bool {
+    use PgType::*;
+    dlt == actual
+        || matches!(
+            (dlt, actual),
+            (Int2 | Int4 | Int8, Int2 | Int4 | Int8 | Numeric)
+                | (Float8, Float4)
+                | (Text | Json | Jsonb, Text | Json | Jsonb)
+        )
 }
 
 /// A length-prefixed value, with an optional leading byte (jsonb's version 1).

@@ -81,6 +81,26 @@ pub fn pg_type(c: &Column) -> Result<PgType> {
 }
 
 impl PgType {
+    /// The type's SQL name, for messages.
+    pub fn sql_name(self) -> &'static str {
+        match self {
+            Self::Bool => "boolean",
+            Self::Int2 => "smallint",
+            Self::Int4 => "integer",
+            Self::Int8 => "bigint",
+            Self::Float4 => "real",
+            Self::Float8 => "double precision",
+            Self::Text => "varchar",
+            Self::Jsonb => "jsonb",
+            Self::Json => "json",
+            Self::Bytea => "bytea",
+            Self::Date => "date",
+            Self::Timestamp => "timestamp",
+            Self::Time => "time",
+            Self::Numeric => "numeric",
+        }
+    }
+
     /// The wire type of an existing column of PostgreSQL type `typname` (`pg_type.typname`),
     /// or `None` for a type sluice cannot load with binary COPY.
     pub fn from_catalog(typname: &str) -> Option<Self> {
@@ -108,7 +128,7 @@ impl PgType {
 /// dlt's default (38, 9), so `precision: 10` alone is `numeric(10,9)`. A scale above the
 /// precision is lowered to it (dlt passes it on and the server refuses it before PostgreSQL 15).
 pub fn decimal(c: &Column) -> (u32, u32) {
-    let p = c.precision.unwrap_or(DECIMAL.0);
+    let p = c.precision.unwrap_or(DECIMAL.0).max(1);
     let s = c.scale.unwrap_or(DECIMAL.1).min(p);
     (p, s)
 }
