@@ -58,6 +58,20 @@ fn session() -> (tokio::runtime::Runtime, sqlx::PgConnection) {
     (rt, c)
 }
 
+/// `ds.items` holds `n` rows with `n` distinct ids, and `_dlt_loads` one load.
+fn assert_items_loaded_once(ds: &str, n: i64) {
+    assert_eq!(
+        pg_rows(&format!(
+            "SELECT count(*)::text, count(DISTINCT id)::text FROM \"{ds}\".items"
+        )),
+        vec![vec![Some(n.to_string()), Some(n.to_string())]]
+    );
+    assert_eq!(
+        count(&format!("SELECT count(*) FROM \"{ds}\"._dlt_loads")),
+        1
+    );
+}
+
 fn run(p: &mut Pipeline, resources: Vec<Resource>) -> sluice::Result<sluice::pipeline::LoadInfo> {
     let source = CodeSource::new("src", resources);
     p.run(&source, &RunOptions::default())
@@ -512,16 +526,7 @@ fn a_connection_lost_mid_copy_commits_nothing_and_the_package_loads_once() {
         "the first attempt was cut, the retry loaded"
     );
     assert_eq!(info.packages.len(), 1);
-    assert_eq!(
-        pg_rows(&format!(
-            "SELECT count(*)::text, count(DISTINCT id)::text FROM \"{ds}\".items"
-        )),
-        vec![vec![Some("400000".into()), Some("400000".into())]]
-    );
-    assert_eq!(
-        count(&format!("SELECT count(*) FROM \"{ds}\"._dlt_loads")),
-        1
-    );
+    assert_items_loaded_once(&ds, 400000);
 }
 
 /// A TCP proxy to the test server that cuts the first connection on which the client sends
@@ -634,16 +639,7 @@ fn a_connection_lost_during_commit_does_not_load_the_package_twice() {
         .expect("the retry finds the package committed");
     assert_eq!(cuts.load(Ordering::SeqCst), 1, "the COMMIT was cut once");
     assert_eq!(info.packages.len(), 1);
-    assert_eq!(
-        pg_rows(&format!(
-            "SELECT count(*)::text, count(DISTINCT id)::text FROM \"{ds}\".items"
-        )),
-        vec![vec![Some("1000".into()), Some("1000".into())]]
-    );
-    assert_eq!(
-        count(&format!("SELECT count(*) FROM \"{ds}\"._dlt_loads")),
-        1
-    );
+    assert_items_loaded_once(&ds, 1000);
     assert!(p.storage().pending().expect("pending").is_empty());
 }
 

@@ -157,26 +157,19 @@ fn truncate(sql: &str) -> String {
 /// shortens names to 63 characters (dlt's rule), which a name with non-ASCII characters can
 /// exceed in bytes; the cut name would no longer match the schema.
 fn check_name(what: &str, name: &str) -> Result<()> {
-    if name.len() > crate::types::MAX_IDENTIFIER {
-        return Err(Error::schema(format!(
-            "{what} name `{name}` is {} bytes long in UTF-8; PostgreSQL keeps {} bytes of a name and would cut it\nhint: give the {what} a shorter name",
-            name.len(),
-            crate::types::MAX_IDENTIFIER
-        )));
+    if name.len() <= crate::types::MAX_IDENTIFIER {
+        return Ok(());
     }
-    Ok(())
-}
-
-/// Refuses a schema (dataset) name PostgreSQL would cut.
-fn check_schema_name(name: &str) -> Result<()> {
-    if name.len() > crate::types::MAX_IDENTIFIER {
-        return Err(Error::config(format!(
-            "the dataset (schema) name `{name}` is {} bytes long; PostgreSQL keeps {} bytes of a schema name and would cut it\nhint: choose a shorter dataset_name (merge and staged replace also use `<dataset>_staging`)",
-            name.len(),
-            crate::types::MAX_IDENTIFIER
-        )));
-    }
-    Ok(())
+    let message = format!(
+        "{what} name `{name}` is {} bytes long in UTF-8; PostgreSQL keeps {} bytes of a name and would cut it",
+        name.len(),
+        crate::types::MAX_IDENTIFIER
+    );
+    Err(if what == "dataset" {
+        Error::config(format!("{message}\nhint: choose a shorter dataset_name (merge and staged replace also use `<dataset>_staging`)"))
+    } else {
+        Error::schema(format!("{message}\nhint: give the {what} a shorter name"))
+    })
 }
 
 /// Whether an error means the connection is gone (it is dropped and reopened).
@@ -211,7 +204,7 @@ impl PostgresClient {
             .staging_dataset_name
             .clone()
             .unwrap_or_else(|| config.staging_dataset(&dataset));
-        check_schema_name(&dataset)?;
+        check_name("dataset", &dataset)?;
         let mut client = Self {
             rt,
             con: None,
@@ -469,7 +462,7 @@ impl PostgresClient {
         update: &mut SchemaUpdate,
     ) -> Result<()> {
         // the staging dataset's name is checked when it is first used
-        check_schema_name(dataset)?;
+        check_name("dataset", dataset)?;
         for t in tables {
             check_name("table", &t.name)?;
             for c in jobs::complete_columns(t) {
