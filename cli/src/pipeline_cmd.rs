@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::Value;
 use sluice::config::Providers;
-use sluice::pipeline::{default_data_dir, LoadStorage, Pipeline};
+use sluice::pipeline::workdir::check_name;
+use sluice::pipeline::{default_data_dir, LoadStorage, LockMode, Pipeline, WorkdirLock};
 use sluice_registry::Registry;
 
 /// Inspect and manage pipelines.
@@ -25,6 +26,10 @@ pub struct PipelineArgs {
     /// The pipelines folder (default: $SLUICE_DATA_DIR/pipelines).
     #[arg(long, value_name = "DIR")]
     pub pipelines_dir: Option<PathBuf>,
+    /// Wait up to this many seconds for another sluice process working on the pipeline
+    /// (default: fail at once, naming it).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub wait: u64,
     /// The pipeline name.
     pub name: Option<String>,
     #[command(subcommand)]
@@ -127,6 +132,7 @@ pub fn run(registry: Registry, args: PipelineArgs) -> Result<ExitCode, String> {
         return Ok(ExitCode::SUCCESS);
     }
     let name = args.name.clone().unwrap_or_default();
+    check_name("pipeline", &name).map_err(|e| e.to_string())?;
     let wd = dir.join(&name);
     if !wd.join("state.json").is_file() {
         return Err(format!(
@@ -134,9 +140,32 @@ pub fn run(registry: Registry, args: PipelineArgs) -> Result<ExitCode, String> {
             dir.display()
         ));
     }
+    let command = args.command.unwrap_or(PipelineCommand::Info);
+    // one writer or many readers (`sluice run` takes the writer's lock too); the commands that
+    // open the pipeline take it through the builder
+    let mode = match command {
+        PipelineCommand::Drop { .. }
+        | PipelineCommand::DropPendingPackages
+        | PipelineCommand::Sync => LockMode::Exclusive,
+        _ => LockMode::Shared,
+    };
+    let wait = std::time::Duration::from_secs(args.wait);
+    let opens_pipeline = matches!(
+        command,
+        PipelineCommand::Show { .. }
+            | PipelineCommand::Query { .. }
+            | PipelineCommand::Drop { .. }
+            | PipelineCommand::Sync
+    );
+    let _lock = if opens_pipeline {
+        None
+    } else {
+        Some(WorkdirLock::acquire(&wd, &name, mode, wait).map_err(|e| e.to_string())?)
+    };
+    let lock = (mode, wait);
     let state = read_json(&wd.join("state.json")).unwrap_or(Value::Null);
     let storage = LoadStorage::new(&wd);
-    match args.command.unwrap_or(PipelineCommand::Info) {
+    match command {
         PipelineCommand::Info => {
             println!("Pipeline {name} working dir: {}", wd.display());
             for k in [
@@ -183,13 +212,18 @@ pub fn run(registry: Registry, args: PipelineArgs) -> Result<ExitCode, String> {
             }
             let loaded = storage.loaded().map_err(|e| e.to_string())?;
             let pending = storage.pending().map_err(|e| e.to_string())?;
+            let failed = storage.failed().map_err(|e| e.to_string())?;
             println!(
-                "{} completed load packages, {} pending",
+                "{} completed load packages, {} pending, {} failed",
                 loaded.len(),
-                pending.len()
+                pending.len(),
+                failed.len()
             );
             for id in &pending {
                 println!("  pending: {id}");
+            }
+            for id in &failed {
+                println!("  failed: {id} (see `sluice pipeline {name} failed-jobs`)");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -225,6 +259,9 @@ pub fn run(registry: Registry, args: PipelineArgs) -> Result<ExitCode, String> {
             }
             for id in storage.pending().map_err(|e| e.to_string())? {
                 all.push((id.clone(), storage.pending_dir(&id), "NORMALIZED (pending)"));
+            }
+            for id in storage.failed().map_err(|e| e.to_string())? {
+                all.push((id.clone(), storage.failed_dir(&id), "FAILED (not loaded)"));
             }
             all.sort();
             let pick = match &load_id {
@@ -281,15 +318,23 @@ pub fn run(registry: Registry, args: PipelineArgs) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         PipelineCommand::FailedJobs => {
-            // a package whose load failed stays pending with its failures in `failed`
+            // a package the destination refused for good is in `failed/`; one whose load failed
+            // for a reason that may pass (a connection) stays pending with its failure recorded
             let mut n = 0;
+            let mut packages: Vec<(String, PathBuf, &str)> = Vec::new();
+            for id in storage.failed().map_err(|e| e.to_string())? {
+                packages.push((id.clone(), storage.failed_dir(&id), "failed"));
+            }
             for id in storage.pending().map_err(|e| e.to_string())? {
-                if let Some(m) = read_json(&storage.pending_dir(&id).join("package.json")) {
+                packages.push((id.clone(), storage.pending_dir(&id), "pending"));
+            }
+            for (id, pdir, what) in packages {
+                if let Some(m) = read_json(&pdir.join("package.json")) {
                     if let Some(failed) = m.get("failed").and_then(Value::as_object) {
                         for (job, message) in failed {
                             n += 1;
                             let message = message.as_str().unwrap_or_default();
-                            println!("{id} (pending): {job}: {message}");
+                            println!("{id} ({what}): {job}: {message}");
                         }
                     }
                 }
@@ -305,7 +350,7 @@ pub fn run(registry: Registry, args: PipelineArgs) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         PipelineCommand::Show { table, rows } => {
-            let p = open(&registry, &name, &dir, &state)?;
+            let p = open(&registry, &name, &dir, &state, lock)?;
             let tables: Vec<String> = match table {
                 Some(t) => vec![t],
                 None => schema_doc(&wd, &state)
@@ -340,7 +385,7 @@ pub fn run(registry: Registry, args: PipelineArgs) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         PipelineCommand::Query { sql } => {
-            let p = open(&registry, &name, &dir, &state)?;
+            let p = open(&registry, &name, &dir, &state, lock)?;
             let batches = p.query(&sql).map_err(|e| e.to_string())?;
             println!(
                 "{}",
@@ -349,7 +394,7 @@ pub fn run(registry: Registry, args: PipelineArgs) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         PipelineCommand::Drop { resources } => {
-            let mut p = open(&registry, &name, &dir, &state)?;
+            let mut p = open(&registry, &name, &dir, &state, lock)?;
             let tables = p.drop_resources(&resources).map_err(|e| e.to_string())?;
             println!(
                 "pipeline `{name}`: dropped resources {} (tables {}); their state was reset",
@@ -359,7 +404,7 @@ pub fn run(registry: Registry, args: PipelineArgs) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         PipelineCommand::Sync => {
-            let mut p = open(&registry, &name, &dir, &state)?;
+            let mut p = open(&registry, &name, &dir, &state, lock)?;
             p.sync().map_err(|e| e.to_string())?;
             println!("pipeline `{name}`: state and schema restored from the destination");
             Ok(ExitCode::SUCCESS)
@@ -378,7 +423,13 @@ fn schema_doc(wd: &Path, state: &Value) -> Option<Value> {
 
 /// The pipeline with its destination, configured from `.sluice/` in the current folder and
 /// the environment (as `sluice run` resolves it).
-fn open(registry: &Registry, name: &str, dir: &Path, state: &Value) -> Result<Pipeline, String> {
+fn open(
+    registry: &Registry,
+    name: &str,
+    dir: &Path,
+    state: &Value,
+    (mode, wait): (LockMode, std::time::Duration),
+) -> Result<Pipeline, String> {
     let dest = ["destination_name", "destination_type"]
         .iter()
         .find_map(|k| state.get(*k).and_then(Value::as_str))
@@ -409,6 +460,8 @@ fn open(registry: &Registry, name: &str, dir: &Path, state: &Value) -> Result<Pi
         .destination_config(conf.config, conf.secrets)
         .dataset_name(dataset)
         .pipelines_dir(dir)
+        .lock_mode(mode)
+        .lock_wait(wait)
         // no pipeline file here: the environment or the default
         .delete_completed_jobs(crate::run::delete_completed_jobs(None)?)
         .build()

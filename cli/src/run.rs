@@ -56,6 +56,10 @@ pub struct RunArgs {
     /// How to show progress.
     #[arg(long, value_enum)]
     pub progress: Option<Progress>,
+    /// Wait up to this many seconds for another sluice process working on the pipeline
+    /// (default: fail at once, naming it).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub wait: u64,
     /// Print the load info as JSON on stdout (for orchestrators).
     #[arg(long)]
     pub json: bool,
@@ -70,6 +74,9 @@ pub fn run(registry: Registry, args: RunArgs) -> Result<ExitCode, String> {
         None => pipeline_file::find_default(&cwd)?,
     };
     let pf = pipeline_file::read(&file)?;
+    // the name becomes a folder: refused before anything is loaded or touched
+    sluice::pipeline::workdir::check_name("pipeline", &pf.pipeline.name)
+        .map_err(|e| e.to_string())?;
     let project_dir = std::path::absolute(&file)
         .ok()
         .and_then(|p| p.parent().map(PathBuf::from))
@@ -152,6 +159,7 @@ pub fn run(registry: Registry, args: RunArgs) -> Result<ExitCode, String> {
             src_or_empty(dest_conf.secrets),
         )
         .dev_mode(args.full_refresh || pf.pipeline.dev_mode)
+        .lock_wait(std::time::Duration::from_secs(args.wait))
         .delete_completed_jobs(delete_completed_jobs(pf.pipeline.delete_completed_jobs)?)
         .arrow_options(arrow_options(&pf.pipeline)?);
     if let Some(d) = args.dataset.clone().or(pf.pipeline.dataset.clone()) {
@@ -200,10 +208,12 @@ pub fn run(registry: Registry, args: RunArgs) -> Result<ExitCode, String> {
                          "source": pf.source.name, "destination": dest_name, "status": "failed", "error": format!("{e:#}")})
         }
     };
-    let _ = std::fs::write(
-        pipeline.working_dir().join("trace.json"),
-        serde_json::to_vec_pretty(&trace).unwrap_or_default(),
-    );
+    if let Err(e) = sluice::pipeline::package::write_atomic(
+        &pipeline.working_dir().join("trace.json"),
+        &serde_json::to_vec_pretty(&trace).unwrap_or_default(),
+    ) {
+        tracing::warn!(target: "sluice::cli", "cannot write the trace: {e}");
+    }
     match outcome {
         Ok(info) => {
             if args.json {

@@ -56,6 +56,10 @@ struct Config {
     resources: Vec<TableConfig>,
     #[serde(default)]
     credentials: Map<String, Value>,
+    #[serde(default)]
+    max_line_bytes: Option<u64>,
+    #[serde(default)]
+    max_json_file_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +69,7 @@ struct Table {
     format: Format,
     incremental_files: bool,
     csv: CsvOptions,
+    limits: read::Limits,
     descriptor: ResourceDescriptor,
 }
 
@@ -104,6 +109,12 @@ impl Filesystem {
             _ => Map::new(),
         };
         let store = Store::open(&config.bucket_url, &config.credentials, &secret_creds)?;
+        let limits = read::Limits {
+            line: config.max_line_bytes.unwrap_or(read::Limits::DEFAULT.line),
+            json_file: config
+                .max_json_file_bytes
+                .unwrap_or(read::Limits::DEFAULT.json_file),
+        };
         let d = &config.defaults;
         let listing_glob = d.file_glob.clone().unwrap_or_else(|| "*".into());
         let mut specs = config.resources.clone();
@@ -164,6 +175,7 @@ impl Filesystem {
                 format,
                 incremental_files: s.incremental_files.or(d.incremental_files).unwrap_or(false),
                 csv: s.csv.clone().or_else(|| d.csv.clone()).unwrap_or_default(),
+                limits,
                 descriptor: desc,
             });
         }
@@ -330,9 +342,13 @@ impl Filesystem {
                 for f in &files {
                     let r = read::maybe_gunzip(store.open_read(f, &handle)?, &f.file_name);
                     rows_total += if table.format == Format::Jsonl {
-                        read::read_jsonl(r, &f.file_url, 4 << 20, &mut |b| send(&handle, &sink, b))?
+                        read::read_jsonl(r, &f.file_url, 4 << 20, table.limits.line, &mut |b| {
+                            send(&handle, &sink, b)
+                        })?
                     } else {
-                        read::read_json(r, &f.file_url, &mut |b| send(&handle, &sink, b))?
+                        read::read_json(r, &f.file_url, table.limits.json_file, &mut |b| {
+                            send(&handle, &sink, b)
+                        })?
                     };
                     bytes_total += f.size;
                     ctx.progress(&table.name, rows_total, bytes_total);

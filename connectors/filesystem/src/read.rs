@@ -338,12 +338,33 @@ pub fn conform(batch: &RecordBatch, target: &SchemaRef, file: &str) -> Result<Re
         .map_err(|e| Error::internal(format!("file `{file}`: {e}")))
 }
 
+/// Byte caps on what is read into memory at once (config keys `max_line_bytes` and
+/// `max_json_file_bytes`): a file without line breaks or a huge `.json` file is refused with
+/// its name instead of filling memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// One JSON lines line.
+    pub line: u64,
+    /// A whole `.json` file (decompressed), which is parsed at once.
+    pub json_file: u64,
+}
+
+impl Limits {
+    /// 256 MiB a line, 1 GiB a `.json` file.
+    pub const DEFAULT: Limits = Limits {
+        line: 256 << 20,
+        json_file: 1 << 30,
+    };
+}
+
 /// Reads JSON lines from `reader` into document batches of about `target_bytes`, checking UTF-8
-/// (the error names the line) and that the file does not end in a cut-off document.
+/// (the error names the line), that no line is longer than `max_line` bytes, and that the file
+/// does not end in a cut-off document.
 pub fn read_jsonl(
     reader: Box<dyn Read + Send>,
     file: &str,
     target_bytes: usize,
+    max_line: u64,
     emit: &mut dyn FnMut(RecordBatch) -> Result<()>,
 ) -> Result<u64> {
     let mut r = BufReader::with_capacity(1 << 20, reader);
@@ -354,9 +375,16 @@ pub fn read_jsonl(
     let mut last_line: Vec<u8> = Vec::new();
     loop {
         let start = chunk.len();
-        let n = r
+        let n = (&mut r)
+            .take(max_line.saturating_add(1))
             .read_until(b'\n', &mut chunk)
             .map_err(|e| io_error(file, e))?;
+        if n as u64 > max_line && chunk.last() != Some(&b'\n') {
+            return Err(Error::data(format!(
+                "jsonl file `{file}`: line {} is longer than {max_line} bytes (max_line_bytes)\nhint: is it JSON lines (one document a line)? For a single large document use format `json`, or raise `max_line_bytes`",
+                line_no + 1
+            )));
+        }
         if n > 0 {
             line_no += 1;
             let line = &chunk[start..];
@@ -397,14 +425,21 @@ pub fn read_jsonl(
 
 /// Reads a JSON file (a document or an array of documents) into one batch.
 pub fn read_json(
-    mut reader: Box<dyn Read + Send>,
+    reader: Box<dyn Read + Send>,
     file: &str,
+    max_bytes: u64,
     emit: &mut dyn FnMut(RecordBatch) -> Result<()>,
 ) -> Result<u64> {
     let mut bytes = Vec::new();
     reader
+        .take(max_bytes.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| io_error(file, e))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(Error::data(format!(
+            "json file `{file}` is larger than {max_bytes} bytes (max_json_file_bytes); a .json file is parsed whole, in memory\nhint: write it as JSON lines (format `jsonl`, read in bounded chunks), or raise `max_json_file_bytes`"
+        )));
+    }
     let text = String::from_utf8(bytes).map_err(|e| {
         let line = e.as_bytes()[..e.utf8_error().valid_up_to()]
             .iter()

@@ -175,6 +175,8 @@ impl Store {
                     b = b.with_token(k);
                 }
                 if let Some(e) = cred(secrets, config, "endpoint_url") {
+                    let keyed = cred(secrets, config, "aws_secret_access_key").is_some();
+                    warn_if_plain_http(&url, e, keyed);
                     b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
                 }
                 if flag(config, secrets, "anonymous") {
@@ -209,6 +211,9 @@ impl Store {
                     b = b.with_service_account_key(sa.to_string());
                 }
                 if let Some(e) = endpoint {
+                    let keyed = secrets.get("service_account_json").is_some()
+                        || cred(secrets, config, "private_key").is_some();
+                    warn_if_plain_http(&url, e, keyed);
                     b = b.with_base_url(e);
                 }
                 let s = b.build().map_err(|e| store_error(&url, e))?;
@@ -241,6 +246,9 @@ impl Store {
                     b = b.with_use_emulator(true);
                 }
                 if let Some(e) = cred(secrets, config, "endpoint_url") {
+                    let keyed = cred(secrets, config, "azure_storage_account_key").is_some()
+                        || cred(secrets, config, "azure_storage_sas_token").is_some();
+                    warn_if_plain_http(&url, e, keyed);
                     b = b.with_endpoint(e.to_string()).with_allow_http(e.starts_with("http://"));
                 }
                 if flag(config, secrets, "anonymous") {
@@ -370,5 +378,62 @@ impl FileItem {
             modified,
             location: ObjPath::from(name),
         }
+    }
+}
+
+/// Warns when credentials go to an `http://` endpoint off this machine: they cross the network
+/// unencrypted (the local emulators and test peers on 127.0.0.1 are fine). Returns whether it
+/// warned. The message names the host only.
+fn warn_if_plain_http(bucket_url: &str, endpoint: &str, has_credentials: bool) -> bool {
+    let Some(rest) = endpoint.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        host_port.split(':').next().unwrap_or_default()
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false);
+    if loopback || !has_credentials {
+        return false;
+    }
+    tracing::warn!(
+        target: "sluice::filesystem",
+        "bucket `{bucket_url}`: credentials are sent to http://{host} unencrypted; use an https:// endpoint_url"
+    );
+    true
+}
+
+#[cfg(test)]
+mod http_warning_tests {
+    use super::warn_if_plain_http;
+
+    #[test]
+    fn credentials_over_plain_http_off_this_machine_are_warned_about() {
+        assert!(warn_if_plain_http(
+            "s3://b",
+            "http://minio.internal:9000",
+            true
+        ));
+        assert!(warn_if_plain_http("s3://b", "http://10.1.2.3/", true));
+        assert!(!warn_if_plain_http("s3://b", "http://127.0.0.1:5000", true));
+        assert!(!warn_if_plain_http("s3://b", "http://localhost:5000", true));
+        assert!(!warn_if_plain_http("s3://b", "http://[::1]:5000", true));
+        assert!(!warn_if_plain_http(
+            "s3://b",
+            "https://minio.internal",
+            true
+        ));
+        assert!(!warn_if_plain_http(
+            "s3://b",
+            "http://minio.internal",
+            false
+        ));
     }
 }

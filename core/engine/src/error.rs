@@ -50,6 +50,9 @@ pub enum Error {
     /// An error from a plugin.
     #[error("{0}")]
     Plugin(#[from] sluice_sdk::Error),
+    /// Another process holds the pipeline's working directory.
+    #[error("{0}")]
+    Locked(String),
     /// A pipeline step failed.
     #[error("{0}")]
     Step(Box<crate::pipeline::StepError>),
@@ -91,10 +94,17 @@ impl Error {
 
     /// An I/O error on `path`.
     pub fn io(path: impl Into<PathBuf>, err: impl std::fmt::Display) -> Self {
-        Error::Io {
-            path: path.into(),
-            message: err.to_string(),
+        let path = path.into();
+        let mut message = err.to_string();
+        // a full disk or quota (ENOSPC, EDQUOT), also when wrapped by the parquet writer
+        if message.contains("(os error 28)") || message.contains("(os error 122)") {
+            let folder = path.parent().unwrap_or(&path);
+            message.push_str(&format!(
+                "\nhint: the disk holding `{}` is full; free space there (or point SLUICE_DATA_DIR / `pipelines_dir` at another disk) and run again: nothing half-written was committed, and the next run loads everything once",
+                folder.display()
+            ));
         }
+        Error::Io { path, message }
     }
 }
 

@@ -43,7 +43,16 @@ struct OpenFile {
     rows: u64,
     /// bytes written when the kernel was last asked to start writing the file back
     kicked: usize,
+    /// the writer's write count when this file was last written (least recently written files
+    /// are closed first when too many are open)
+    used: u64,
 }
+
+/// The most load files one writer keeps open: each holds a file handle, a write buffer and up
+/// to a row group of rows, so data with thousands of tables (map-like keys) would otherwise
+/// exhaust handles and memory. Past it the least recently written file is finished; its table
+/// gets a new file when it has rows again.
+const MAX_OPEN_FILES: usize = 64;
 
 /// Starts the kernel writing back what reached the file so far, without waiting: the fsync at
 /// close then waits only for the tail, and the disk works while the normalizer does. (Linux
@@ -75,6 +84,7 @@ pub struct ParquetWriter {
     open: AHashMap<String, OpenFile>,
     jobs: Vec<JobFile>,
     props: WriterProperties,
+    writes: u64,
 }
 
 impl std::fmt::Debug for ParquetWriter {
@@ -85,8 +95,29 @@ impl std::fmt::Debug for ParquetWriter {
     }
 }
 
-/// A file-name-safe form of a table name (the table name itself is recorded in the job).
+/// Longest table part of a job file name (bytes); longer ones are cut and tagged with a hash
+/// of the whole name, as dlt shortens identifiers (file names are limited to 255 bytes).
+const MAX_FILE_TABLE_BYTES: usize = 160;
+
+/// A file-name-safe form of a table name (the table name itself is recorded in the job), at
+/// most [`MAX_FILE_TABLE_BYTES`] long.
 pub fn file_safe(table: &str) -> String {
+    let out = escape_file_name(table);
+    if out.len() <= MAX_FILE_TABLE_BYTES {
+        return out;
+    }
+    use sha3::Digest;
+    let digest = sha3::Sha3_256::digest(table.as_bytes());
+    let tag: String = digest[..5].iter().map(|b| format!("{b:02x}")).collect();
+    // the escaped form is ASCII; never cut inside a `%XX`
+    let mut end = MAX_FILE_TABLE_BYTES - tag.len() - 1;
+    if let Some(pct) = out[end.saturating_sub(2)..end].find('%') {
+        end = end - 2 + pct;
+    }
+    format!("{}_{tag}", &out[..end])
+}
+
+fn escape_file_name(table: &str) -> String {
     let mut out = String::with_capacity(table.len());
     for c in table.chars() {
         if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
@@ -143,13 +174,14 @@ impl ParquetWriter {
             open: AHashMap::new(),
             jobs: Vec::new(),
             props,
+            writes: 0,
         })
     }
 
     fn close(&mut self, table: &str) -> Result<()> {
         if let Some(f) = self.open.remove(table) {
             // finish the file and make it durable before the package is committed
-            let buffered = f.writer.into_inner()?;
+            let buffered = f.writer.into_inner().map_err(|e| Error::io(&f.path, e))?;
             let file = buffered
                 .into_inner()
                 .map_err(|e| Error::io(&f.path, e.error()))?;
@@ -187,11 +219,30 @@ impl BatchSink for ParquetWriter {
         if reopen {
             self.close(table)?;
         }
+        self.writes += 1;
         if !self.open.contains_key(table) {
+            if self.open.len() >= MAX_OPEN_FILES {
+                let oldest = self
+                    .open
+                    .iter()
+                    .min_by_key(|(_, f)| f.used)
+                    .map(|(t, _)| t.clone());
+                if let Some(t) = oldest {
+                    self.close(&t)?;
+                }
+            }
             let path = self
                 .dir
                 .join(format!("{}.{}.0.parquet", file_safe(table), new_file_id()));
-            let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+            let file = {
+                use std::os::unix::fs::OpenOptionsExt;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .map_err(|e| Error::io(&path, e))?
+            };
             let writer = ArrowWriter::try_new(
                 BufWriter::with_capacity(1 << 20, file),
                 batch.schema(),
@@ -205,12 +256,15 @@ impl BatchSink for ParquetWriter {
                     path,
                     rows: 0,
                     kicked: 0,
+                    used: 0,
                 },
             );
         }
         if let Some(f) = self.open.get_mut(table) {
+            f.used = self.writes;
             f.rows += batch.num_rows() as u64;
-            f.writer.write(&batch)?;
+            // a failed write (a full disk) names the file it was writing
+            f.writer.write(&batch).map_err(|e| Error::io(&f.path, e))?;
             let written = f.writer.bytes_written();
             if written - f.kicked >= WRITEBACK_EVERY {
                 f.kicked = written;
@@ -262,5 +316,50 @@ mod tests {
             .expect("name")
             .to_string_lossy()
             .starts_with("my%20table%2Fx."));
+    }
+
+    #[test]
+    fn open_files_are_bounded_however_many_tables() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut w = ParquetWriter::new(dir.path()).expect("writer");
+        let one = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
+        let b = RecordBatch::try_new(one, vec![Arc::new(Int64Array::from(vec![1]))]).expect("b");
+        for round in 0..2 {
+            for t in 0..(MAX_OPEN_FILES * 3) {
+                w.write(&format!("t{t}"), b.clone()).expect("write");
+                assert!(
+                    w.open.len() <= MAX_OPEN_FILES,
+                    "round {round}: {}",
+                    w.open.len()
+                );
+            }
+        }
+        let jobs = w.finish().expect("finish");
+        let rows: u64 = jobs.iter().map(|j| j.rows).sum();
+        assert_eq!(
+            rows,
+            (MAX_OPEN_FILES * 3 * 2) as u64,
+            "every row is in a file"
+        );
+    }
+
+    #[test]
+    fn long_table_names_give_short_distinct_file_names() {
+        let a = "t__".repeat(200) + "a";
+        let b = "t__".repeat(200) + "b";
+        let (fa, fb) = (file_safe(&a), file_safe(&b));
+        assert!(fa.len() <= MAX_FILE_TABLE_BYTES, "{}", fa.len());
+        assert_ne!(fa, fb);
+        let multi = "é".repeat(200);
+        let f = file_safe(&multi);
+        assert!(f.len() <= MAX_FILE_TABLE_BYTES);
+        assert!(!f.contains("%_") && !f.ends_with('%'), "{f}");
+        // and a file of that name can be made
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut w = ParquetWriter::new(dir.path()).expect("writer");
+        let one = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
+        let b1 = RecordBatch::try_new(one, vec![Arc::new(Int64Array::from(vec![1]))]).expect("b1");
+        w.write(&multi, b1).expect("write under a long name");
+        assert_eq!(w.finish().expect("finish").len(), 1);
     }
 }

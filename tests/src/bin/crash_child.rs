@@ -39,6 +39,40 @@ fn main() {
         return;
     }
     let rows: u64 = args.get(5).and_then(|r| r.parse().ok()).unwrap_or(10_000);
+    if mode == "jsonl-file" {
+        // loads one JSON lines file: `crash_child jsonl-file <pipelines dir> <db> <plugin dir> <file>`
+        let registry = Registry::new(SearchPath::from_dirs([PathBuf::from(&args[4])]));
+        let mut p = Pipeline::builder("jsonl")
+            .destination("duckdb")
+            .destination_config(json!({ "credentials": args[3] }), json!({}))
+            .registry(registry)
+            .pipelines_dir(&args[2])
+            .build()
+            .expect("pipeline");
+        let source = CodeSource::new("jsonl", vec![Resource::from_json_file("items", &args[5])]);
+        if let Err(e) = p.run(&source, &RunOptions::default()) {
+            eprintln!("{e:#}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if mode == "hold-pipeline" {
+        // opens pipeline `crash` (taking its working directory's lock), says so, and holds it
+        // for <rows> seconds: `crash_child hold-pipeline <pipelines dir> <db> <plugin dir> <secs>`
+        let registry = Registry::new(SearchPath::from_dirs([PathBuf::from(&args[4])]));
+        let _p = Pipeline::builder("crash")
+            .destination("duckdb")
+            .destination_config(json!({ "credentials": args[3] }), json!({}))
+            .registry(registry)
+            .pipelines_dir(&args[2])
+            .build()
+            .expect("pipeline");
+        println!("locked");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        std::thread::sleep(std::time::Duration::from_secs(rows));
+        return;
+    }
     let m = mode.clone();
     let db = args[3].clone();
     let resource = Resource::from_fn("items", move |req| {

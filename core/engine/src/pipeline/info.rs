@@ -10,7 +10,8 @@ use serde::Serialize;
 pub struct PackageInfo {
     /// Load id.
     pub load_id: String,
-    /// `LOADED` or `NORMALIZED` (pending).
+    /// `LOADED`, `FAILED` (refused by the destination, nothing committed) or `NORMALIZED`
+    /// (pending).
     pub state: String,
     /// Failed jobs: file name and message.
     pub failed_jobs: Vec<(String, String)>,
@@ -97,13 +98,18 @@ impl fmt::Display for LoadInfo {
         )?;
         for p in &self.packages {
             write!(f, "\nLoad package {} is {}", p.load_id, p.state)?;
-            if p.state != "LOADED" {
+            if p.state == "FAILED" {
+                write!(f, " and was NOT loaded (nothing of it was committed)")?;
+            } else if p.state != "LOADED" {
                 write!(f, " and NOT YET LOADED to the destination")?;
             }
             if p.failed_jobs.is_empty() {
                 write!(f, " and contains no failed jobs")?;
             } else {
                 write!(f, " and {} FAILED job(s)!", p.failed_jobs.len())?;
+                for (job, message) in &p.failed_jobs {
+                    write!(f, "\n  failed job {job}: {message}")?;
+                }
             }
         }
         Ok(())

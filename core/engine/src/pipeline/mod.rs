@@ -29,6 +29,7 @@ pub mod info;
 pub mod package;
 pub mod resource;
 pub mod state;
+pub mod workdir;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -57,6 +58,7 @@ pub use info::{LoadInfo, PackageInfo};
 pub use package::{LoadStorage, PackageManifest};
 pub use resource::{CodeSource, Resource};
 pub use state::PipelineState;
+pub use workdir::{LockMode, WorkdirLock};
 
 /// The pipeline step an error happened in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +212,7 @@ pub struct Pipeline {
     state: PipelineState,
     schema: Option<Schema>,
     storage: LoadStorage,
+    lock: WorkdirLock,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -239,6 +242,8 @@ pub struct PipelineBuilder {
     naming: Option<NamingKind>,
     workers: Option<usize>,
     registry: Option<sluice_registry::Registry>,
+    lock_mode: LockMode,
+    lock_wait: std::time::Duration,
 }
 
 impl std::fmt::Debug for PipelineBuilder {
@@ -367,6 +372,21 @@ impl PipelineBuilder {
         self
     }
 
+    /// How the working directory is locked (default [`LockMode::Exclusive`]): a pipeline that
+    /// only reads (show, query) takes a shared lock, and then never touches half-written
+    /// packages, which belong to the writer.
+    pub fn lock_mode(mut self, mode: LockMode) -> Self {
+        self.lock_mode = mode;
+        self
+    }
+
+    /// How long to wait for another process's lock on the working directory (default: not at
+    /// all; the build fails at once with a message naming the holder).
+    pub fn lock_wait(mut self, wait: std::time::Duration) -> Self {
+        self.lock_wait = wait;
+        self
+    }
+
     /// The plugin registry to find the destination in (default: the standard search path).
     pub fn registry(mut self, registry: sluice_registry::Registry) -> Self {
         self.registry = Some(registry);
@@ -375,6 +395,8 @@ impl PipelineBuilder {
 
     /// Builds the pipeline: resolves the destination and opens (or creates) the working dir.
     pub fn build(self) -> Result<Pipeline> {
+        // the name becomes a folder: checked before anything is loaded or touched
+        workdir::check_name("pipeline", &self.name)?;
         let (destination_name, destination) = match (self.destination, &self.destination_plugin) {
             (Some(d), _) => d,
             (None, Some(name)) => {
@@ -408,19 +430,24 @@ impl PipelineBuilder {
         let mut dataset = self
             .dataset_name
             .unwrap_or_else(|| format!("{}_dataset", self.name));
-        if self.dev_mode {
-            if working_dir.exists() {
-                std::fs::remove_dir_all(&working_dir).map_err(|e| Error::io(&working_dir, e))?;
-            }
-            dataset = format!("{dataset}_{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
-        }
-        std::fs::create_dir_all(&working_dir).map_err(|e| {
+        workdir::create_private_dir(&working_dir).map_err(|e| {
             Error::config(format!(
                 "cannot create the working directory `{}` of pipeline `{}`: {e}\nhint: set SLUICE_DATA_DIR or `pipelines_dir` to a writable folder",
                 working_dir.display(),
                 self.name
             ))
         })?;
+        let lock = WorkdirLock::acquire(&working_dir, &self.name, self.lock_mode, self.lock_wait)?;
+        if self.dev_mode {
+            if !lock.is_exclusive() {
+                return Err(Error::config(format!(
+                    "pipeline `{}`: dev mode clears the working directory and needs the exclusive lock",
+                    self.name
+                )));
+            }
+            workdir::clear(&working_dir, &self.name)?;
+            dataset = format!("{dataset}_{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
+        }
         // the destination says where it writes (without secrets) when it knows; DuckDB's file
         // path is worked out here from its config
         let announced = capabilities
@@ -463,6 +490,7 @@ impl PipelineBuilder {
             state: PipelineState::new(&self.name),
             schema: None,
             storage,
+            lock,
         };
         p.load_local()?;
         Ok(p)
@@ -488,6 +516,8 @@ impl Pipeline {
             naming: None,
             workers: None,
             registry: None,
+            lock_mode: LockMode::Exclusive,
+            lock_wait: std::time::Duration::ZERO,
         }
     }
 
@@ -536,6 +566,17 @@ impl Pipeline {
         Error::Step(Box::new(e))
     }
 
+    /// Refuses a writing operation on a pipeline opened with a shared lock.
+    fn require_writer(&self, what: &str) -> Result<()> {
+        if self.lock.is_exclusive() {
+            return Ok(());
+        }
+        Err(Error::internal(format!(
+            "pipeline `{}` was opened for reading (shared lock); `{what}` needs it opened for writing",
+            self.name
+        )))
+    }
+
     fn state_path(&self) -> PathBuf {
         self.working_dir.join("state.json")
     }
@@ -564,6 +605,7 @@ impl Pipeline {
                 .and_then(Value::as_str)
                 .map(String::from)
             {
+                workdir::check_name("schema", &name)?;
                 let sp = self.schema_path(&name);
                 if sp.exists() {
                     let text = std::fs::read_to_string(&sp).map_err(|e| Error::io(&sp, e))?;
@@ -572,8 +614,12 @@ impl Pipeline {
                 }
             }
         }
-        // a package half-written by a killed process is discarded (its data is re-extracted)
-        self.storage.discard_new()
+        // a package half-written by a killed process is discarded (its data is re-extracted);
+        // only by the writer: under a shared lock no writer runs, and none may start meanwhile
+        if self.lock.is_exclusive() {
+            self.storage.discard_new()?;
+        }
+        Ok(())
     }
 
     fn save_local(&self) -> Result<()> {
@@ -582,6 +628,7 @@ impl Pipeline {
             &serde_json::to_vec_pretty(&self.state.to_value())?,
         )?;
         if let Some(s) = &self.schema {
+            package::create_dir(&self.working_dir.join("schemas"))?;
             package::write_atomic(
                 &self.schema_path(s.name()),
                 &serde_json::to_vec_pretty(&s.to_value())?,
@@ -618,6 +665,7 @@ impl Pipeline {
     /// destination with a load package of its own (`sluice pipeline <name> drop`, dlt's
     /// `pipeline drop`). Returns the dropped tables.
     pub fn drop_resources(&mut self, resources: &[String]) -> Result<Vec<String>> {
+        self.require_writer("drop")?;
         if !self.synced {
             let mut client = self.open_client()?;
             self.sync_from_destination(client.as_mut())?;
@@ -706,6 +754,7 @@ impl Pipeline {
     /// Forgets the local state and schemas and restores them from the destination now
     /// (`sluice pipeline <name> sync`); pending packages are kept.
     pub fn sync(&mut self) -> Result<()> {
+        self.require_writer("sync")?;
         for p in [self.state_path(), self.working_dir.join("schemas")] {
             if p.is_dir() {
                 std::fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
@@ -761,6 +810,8 @@ impl Pipeline {
             .and_then(Value::as_str)
             .map(String::from)
         {
+            // a name read from the destination becomes a file name
+            workdir::check_name("schema", &name)?;
             if let Some(s) = client.get_stored_schema(&name)? {
                 let doc = serde_json::from_str(&s.schema).map_err(|e| {
                     Error::data(format!(
@@ -777,6 +828,7 @@ impl Pipeline {
     /// Runs `source`: loads pending packages first (and returns without extracting new data
     /// if there were any, as dlt does), else extracts, normalizes and loads a new package.
     pub fn run(&mut self, source: &dyn Source, options: &RunOptions) -> Result<LoadInfo> {
+        self.require_writer("run")?;
         // state sync needs the destination only once per pipeline object; the connection is not
         // kept open while the source is read (a DuckDB file stays usable by others meanwhile)
         if !self.synced {
@@ -819,6 +871,7 @@ impl Pipeline {
 
     /// Loads the pending packages, if any.
     pub fn load_pending(&mut self) -> Result<LoadInfo> {
+        self.require_writer("load")?;
         let mut client = self
             .open_client()
             .map_err(|e| self.step_error(Step::Sync, None, e))?;
@@ -1139,6 +1192,7 @@ impl Pipeline {
         // the schema of extract + normalize is the pipeline's from now on (as dlt saves it)
         self.schema = Some(schema);
         if let Some(s) = &self.schema {
+            package::create_dir(&self.working_dir.join("schemas"))?;
             package::write_atomic(
                 &self.schema_path(s.name()),
                 &serde_json::to_vec_pretty(&s.to_value())?,
@@ -1358,7 +1412,7 @@ impl Pipeline {
             let mut manifest = LoadStorage::read_manifest(&dir)?;
             let result = self.load_package(client, &dir, &manifest);
             match result {
-                Ok(()) => {
+                Ok(PackageOutcome::Loaded) => {
                     manifest.completed_at = Some(now_iso());
                     manifest.failed.clear();
                     self.storage
@@ -1388,7 +1442,24 @@ impl Pipeline {
                         rows: manifest.rows.clone(),
                     });
                 }
+                Ok(PackageOutcome::Failed { job, message }) => {
+                    // terminal: the destination refused the package and committed none of it.
+                    // The package moves to `failed/` (kept for inspection, never loaded again);
+                    // its state is not committed, so the next run extracts the data again.
+                    tracing::error!(target: "sluice::pipeline", pipeline = %self.name, load_id = %load_id, job = %job, "load package failed: {message}");
+                    manifest.completed_at = Some(now_iso());
+                    manifest.failed.insert(job.clone(), message.clone());
+                    self.storage.mark_failed(&mut manifest)?;
+                    info.packages.push(PackageInfo {
+                        load_id: load_id.clone(),
+                        state: "FAILED".into(),
+                        failed_jobs: vec![(job, message)],
+                        rows: manifest.rows.clone(),
+                    });
+                }
                 Err(e) => {
+                    // a transient failure (retries exhausted) or a configuration problem: the
+                    // package stays pending and the next run loads it
                     manifest.failed.insert("package".into(), e.to_string());
                     let _ = LoadStorage::write_manifest(&dir, &manifest);
                     return Err(self.step_error(Step::Load, Some(load_id), e));
@@ -1400,12 +1471,15 @@ impl Pipeline {
         Ok(info)
     }
 
+    /// Loads one package. Failures before the package's own transaction (connecting, creating
+    /// the dataset, migrating the schema) are errors and leave it pending; a terminal failure
+    /// of the load itself (a value the destination refuses) is [`PackageOutcome::Failed`].
     fn load_package(
         &self,
         client: &mut dyn DestinationClient,
         dir: &Path,
         manifest: &PackageManifest,
-    ) -> Result<()> {
+    ) -> Result<PackageOutcome> {
         let schema_json =
             std::fs::read_to_string(dir.join("schema.json")).map_err(|e| Error::io(dir, e))?;
         let schema_doc: sluice_sdk::schema::Schema = serde_json::from_str(&schema_json)?;
@@ -1417,7 +1491,7 @@ impl Pipeline {
         })?;
         if client.is_load_completed(&manifest.load_id)? {
             tracing::info!(target: "sluice::pipeline", load_id = %manifest.load_id, "package already loaded by an earlier run");
-            return Ok(());
+            return Ok(PackageOutcome::Loaded);
         }
         let jobs: Vec<LoadJob> = manifest
             .jobs
@@ -1451,8 +1525,11 @@ impl Pipeline {
             .iter()
             .any(|f| f == "parquet");
         let mut attempt = 0;
-        with_retry(|| {
+        // the job being loaded when an attempt failed
+        let mut failed_job: Option<String> = None;
+        let loaded = with_retry(|| {
             attempt += 1;
+            failed_job = None;
             // an attempt cut while committing may have committed: ask before loading again
             if attempt > 1 && client.is_load_completed(&manifest.load_id)? {
                 tracing::info!(target: "sluice::pipeline", load_id = %manifest.load_id, "the failed attempt committed the package");
@@ -1463,6 +1540,7 @@ impl Pipeline {
                 .map_err(Error::Plugin)?;
             let cancel = CancelFlag::new().token();
             for (job, file) in jobs.iter().zip(&manifest.jobs) {
+                failed_job = Some(format!("{} (table `{}`)", job.job_id, job.table_name));
                 let path = dir
                     .join("jobs")
                     .join(file.path.file_name().unwrap_or_default());
@@ -1491,25 +1569,46 @@ impl Pipeline {
             completion
                 .extra
                 .insert("created_at".into(), json!(manifest.created_at));
+            failed_job = None;
             client
                 .complete_load(&manifest.load_id, &completion)
                 .map_err(Error::Plugin)
-        })
+        });
+        match loaded {
+            Ok(()) => Ok(PackageOutcome::Loaded),
+            // a file the engine cannot read is the engine's problem, not the data's: pending
+            Err(e @ (Error::Io { .. } | Error::Internal(_))) => Err(e),
+            Err(e) if !e.is_retryable() => Ok(PackageOutcome::Failed {
+                job: failed_job.unwrap_or_else(|| "package".into()),
+                message: e.to_string(),
+            }),
+            Err(e) => Err(e),
+        }
     }
 
     /// Wipes the local working directory (state, schemas, packages); the destination is
     /// untouched, and the next run restores from it.
     pub fn drop(&mut self) -> Result<()> {
-        if self.working_dir.exists() {
-            std::fs::remove_dir_all(&self.working_dir)
-                .map_err(|e| Error::io(&self.working_dir, e))?;
-        }
-        std::fs::create_dir_all(&self.working_dir).map_err(|e| Error::io(&self.working_dir, e))?;
+        self.require_writer("drop")?;
+        workdir::clear(&self.working_dir, &self.name)?;
         self.state = PipelineState::new(&self.name);
         self.schema = None;
         self.synced = false;
         Ok(())
     }
+}
+
+/// How loading one package ended (errors aside).
+enum PackageOutcome {
+    /// Loaded and committed (now or by an earlier attempt).
+    Loaded,
+    /// Refused by the destination for good; nothing of it was committed.
+    Failed {
+        /// The job (file and table) that failed, or `package`.
+        job: String,
+        /// The destination's message.
+        message: String,
+    },
 }
 
 /// Retries transient (retryable) failures a few times with a short backoff.

@@ -8,6 +8,8 @@
 //!   load/normalized/<load_id>/     complete, pending load: package.json, schema.json, jobs/
 //!   load/loaded/<load_id>/         loaded: package.json with `completed_at` (and jobs/ only
 //!                                  with `delete_completed_jobs = false`)
+//!   load/failed/<load_id>/         refused for good by the destination (a terminal job
+//!                                  failure): package.json with `failed`, and its jobs/
 //! ```
 //!
 //! A package moves between the three folders by atomic renames, so a run killed at any point
@@ -80,7 +82,7 @@ impl LoadStorage {
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
         }
-        std::fs::create_dir_all(dir.join("jobs")).map_err(|e| io(&dir, e))?;
+        create_dir(&dir.join("jobs"))?;
         Ok(dir)
     }
 
@@ -102,10 +104,11 @@ impl LoadStorage {
             &serde_json::to_vec_pretty(manifest)?,
         )?;
         let target_dir = self.root.join("normalized");
-        std::fs::create_dir_all(&target_dir).map_err(|e| io(&target_dir, e))?;
+        create_dir(&target_dir)?;
         let target = target_dir.join(&manifest.load_id);
         std::fs::rename(&dir, &target).map_err(|e| io(&target, e))?;
         sync_dir(&target_dir);
+        sync_dir(&self.root.join("new"));
         Ok(target)
     }
 
@@ -156,13 +159,14 @@ impl LoadStorage {
         manifest.jobs_deleted = delete_jobs;
         Self::write_manifest(&from, manifest)?;
         let target_dir = self.root.join("loaded");
-        std::fs::create_dir_all(&target_dir).map_err(|e| io(&target_dir, e))?;
+        create_dir(&target_dir)?;
         let to = target_dir.join(&manifest.load_id);
         if to.exists() {
             std::fs::remove_dir_all(&to).map_err(|e| io(&to, e))?;
         }
         std::fs::rename(&from, &to).map_err(|e| io(&to, e))?;
         sync_dir(&target_dir);
+        sync_dir(&self.root.join("normalized"));
         if delete_jobs {
             // past the rename the package counts as loaded whatever happens here: a failure to
             // delete leaves files behind, never a package to load again
@@ -174,6 +178,33 @@ impl LoadStorage {
             }
         }
         Ok(())
+    }
+
+    /// Moves a pending package whose load failed for good to `failed/`, with its job files (kept
+    /// for inspection; never loaded again).
+    pub fn mark_failed(&self, manifest: &mut PackageManifest) -> Result<()> {
+        let from = self.pending_dir(&manifest.load_id);
+        Self::write_manifest(&from, manifest)?;
+        let target_dir = self.root.join("failed");
+        create_dir(&target_dir)?;
+        let to = target_dir.join(&manifest.load_id);
+        if to.exists() {
+            std::fs::remove_dir_all(&to).map_err(|e| io(&to, e))?;
+        }
+        std::fs::rename(&from, &to).map_err(|e| io(&to, e))?;
+        sync_dir(&target_dir);
+        sync_dir(&self.root.join("normalized"));
+        Ok(())
+    }
+
+    /// Load ids of packages whose load failed for good, oldest first.
+    pub fn failed(&self) -> Result<Vec<String>> {
+        list_dirs(&self.root.join("failed"))
+    }
+
+    /// The folder of a failed package.
+    pub fn failed_dir(&self, load_id: &str) -> PathBuf {
+        self.root.join("failed").join(load_id)
     }
 
     /// Deletes every pending package (dlt's `drop-pending-packages`).
@@ -207,22 +238,45 @@ fn list_dirs(dir: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Writes a file atomically (temp file, fsync, rename).
+/// Writes a file atomically: a temp file of its own (0600, unique to this process and call),
+/// fsync, rename, fsync of the folder. The folder must exist: a folder that another step moved
+/// away (a committed package) is never recreated by a late write.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+        ".{}.{}-{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| io(&tmp, e))?;
-        f.sync_all().map_err(|e| io(&tmp, e))?;
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(&tmp, e));
     }
-    std::fs::rename(&tmp, path).map_err(|e| io(path, e))?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(path, e));
+    }
+    sync_dir(dir);
     Ok(())
+}
+
+/// Creates `dir` and its missing parents, 0700.
+pub fn create_dir(dir: &Path) -> Result<()> {
+    super::workdir::create_private_dir(dir).map_err(|e| io(dir, e))
 }
 
 fn sync_dir(dir: &Path) {

@@ -325,6 +325,17 @@ impl Source for CodeSource {
     }
 }
 
+/// The longest line a JSON lines resource reads (bytes): 256 MiB, or `SLUICE_MAX_LINE_BYTES`.
+fn max_line_bytes() -> u64 {
+    static MAX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::env::var("SLUICE_MAX_LINE_BYTES")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(256 << 20)
+    })
+}
+
 /// Splits a reader into UTF-8 chunks of whole lines of about [`READ_CHUNK`] bytes.
 struct LineChunks {
     reader: Box<dyn Read + Send>,
@@ -367,6 +378,14 @@ impl LineChunks {
                 self.done = true;
             }
             cut = memchr::memrchr(b'\n', &buf[searched..]).map(|p| searched + p + 1);
+            if cut.is_none() && !self.done && buf.len() as u64 > max_line_bytes() {
+                return Err(Error::data(format!(
+                    "resource `{}`: a line starting near byte {} is longer than {} bytes\nhint: is the input JSON lines (one document a line)? Raise SLUICE_MAX_LINE_BYTES for longer lines",
+                    self.resource,
+                    self.offset,
+                    max_line_bytes()
+                )));
+            }
         }
         let mut cut = if self.done {
             buf.len()

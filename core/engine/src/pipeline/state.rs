@@ -206,12 +206,34 @@ pub fn compress_state(state: &Value) -> Result<String> {
     Ok(STANDARD.encode(bytes))
 }
 
+/// The largest decompressed state read from a destination (bytes), unless
+/// `SLUICE_MAX_STATE_BYTES` says otherwise: a state is a few KiB to a few MiB, and a stored
+/// row that inflates past this is refused rather than allowed to fill memory.
+pub const DEFAULT_MAX_STATE_BYTES: u64 = 256 << 20;
+
+fn max_state_bytes() -> u64 {
+    std::env::var("SLUICE_MAX_STATE_BYTES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(DEFAULT_MAX_STATE_BYTES)
+}
+
 /// Decodes a stored state: base64 of zlib of JSON, or plain JSON (dlt accepts both).
 pub fn decompress_state(text: &str) -> Result<Value> {
+    decompress_state_capped(text, max_state_bytes())
+}
+
+fn decompress_state_capped(text: &str, cap: u64) -> Result<Value> {
+    if text.len() as u64 > cap {
+        return Err(state_too_large(cap));
+    }
     if let Ok(bytes) = STANDARD.decode(text.trim()) {
-        let mut dec = flate2::read::ZlibDecoder::new(&bytes[..]);
+        let mut dec = flate2::read::ZlibDecoder::new(&bytes[..]).take(cap + 1);
         let mut out = Vec::new();
         if dec.read_to_end(&mut out).is_ok() {
+            if out.len() as u64 > cap {
+                return Err(state_too_large(cap));
+            }
             return serde_json::from_slice(&out)
                 .map_err(|e| Error::data(format!("the stored pipeline state is not JSON: {e}")));
         }
@@ -220,9 +242,28 @@ pub fn decompress_state(text: &str) -> Result<Value> {
         .map_err(|e| Error::data(format!("cannot decode the stored pipeline state: {e}")))
 }
 
+fn state_too_large(cap: u64) -> Error {
+    Error::data(format!(
+        "the pipeline state stored in the destination decompresses to more than {cap} bytes; it is refused\nhint: if the state really is that large, raise SLUICE_MAX_STATE_BYTES"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_state_that_inflates_past_the_cap_is_refused() {
+        let big = json!({"k": "x".repeat(1 << 20)});
+        let packed = compress_state(&big).expect("pack");
+        assert!(packed.len() < 64 << 10, "compresses well: {}", packed.len());
+        let e = decompress_state_capped(&packed, 512 << 10).expect_err("refused");
+        assert!(e.to_string().contains("SLUICE_MAX_STATE_BYTES"), "{e}");
+        assert_eq!(
+            decompress_state_capped(&packed, 2 << 20).expect("fits"),
+            big
+        );
+    }
 
     #[test]
     fn version_hash_matches_dlt() {
