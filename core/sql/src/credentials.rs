@@ -200,7 +200,8 @@ impl Credentials {
     }
 
     /// From fields (`drivername`, `host`, `port`, `database`, `username`, `password`, `query`,
-    /// and dlt's `connect_timeout` and `sslmode` beside them).
+    /// and beside them dlt's `connect_timeout` and `sslmode`, and the TLS files `sslrootcert`,
+    /// `sslcert`, `sslkey` (MySQL: `ssl_mode`, `ssl_ca`, `ssl_cert`, `ssl_key`)).
     pub fn from_fields(
         m: &Map<String, Value>,
         default_driver: Option<&str>,
@@ -232,7 +233,18 @@ impl Credentials {
             .and_then(Value::as_object)
             .map(|q| q.iter().map(|(k, v)| (k.clone(), text(v))).collect())
             .unwrap_or_default();
-        for key in ["connect_timeout", "sslmode", "client_encoding"] {
+        for key in [
+            "connect_timeout",
+            "sslmode",
+            "sslrootcert",
+            "sslcert",
+            "sslkey",
+            "ssl_mode",
+            "ssl_ca",
+            "ssl_cert",
+            "ssl_key",
+            "client_encoding",
+        ] {
             if let Some(v) = m.get(key).filter(|v| !v.is_null()) {
                 query.insert(key.to_string(), text(v));
             }

@@ -1,9 +1,15 @@
 //! The PostgreSQL job client.
 //!
-//! A load package runs in one transaction, schema changes included: `update_stored_schema`
-//! begins it (tables created, columns added, the `_dlt_version` row), `start_load` empties the
-//! staging tables (and, for `replace` with `truncate-and-insert`, the tables themselves), every
-//! job streams its file with binary COPY, and `complete_load` runs the merge/replace
+//! A load package runs in one transaction, schema changes included. `update_stored_schema`
+//! only checks the schema (names, PostgreSQL's column limit) and notes it; the transaction
+//! that loads a package first takes the package's lock (an advisory lock on dataset and load
+//! id, see `lock_load`), then brings the dataset in line with the schema
+//! (tables created, columns added, the `_dlt_version` row): `is_load_completed` or
+//! `start_load` does it, whichever comes first. So a second run of the same package waits for
+//! the first (whose process may have died while its session commits) before it reads the
+//! catalog, and never alters a table under it. `start_load` then empties the staging tables
+//! (and, for `replace` with `truncate-and-insert`, the tables themselves), every job streams
+//! its file with binary COPY, and `complete_load` runs the merge/replace
 //! statements, adds the UNIQUE constraints of tables created by this load (after their data, so
 //! the index is built once instead of row by row), writes the state and `_dlt_loads` rows and
 //! commits. A failure or a killed process anywhere before the commit leaves the dataset as it
@@ -38,15 +44,14 @@ use crate::types::Postgres;
 const CHUNK: usize = 1 << 20;
 /// Chunks encoded ahead of the one being sent.
 const AHEAD: usize = 4;
-/// How long a load waits for another session holding its package's lock.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long past `statement_timeout` sluice waits for the server's answer to a statement
+/// (the server's own timeout error needs a moment to arrive) before it takes the connection
+/// for dead.
+const ANSWER_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+/// PostgreSQL's limit of columns in a table (MaxHeapAttributeNumber).
+const MAX_COLUMNS: usize = 1600;
 /// Rows per batch read from a load file.
 const BATCH_ROWS: usize = 16 * 1024;
-
-/// Settings of every session: timestamps with time zone in UTC, standard string literals, and
-/// no NOTICE chatter (`IF NOT EXISTS`).
-const SESSION: &str =
-    "SET TIME ZONE 'UTC'; SET standard_conforming_strings = on; SET client_min_messages = warning";
 
 /// A job client for one dataset (schema) of one PostgreSQL database.
 pub struct PostgresClient {
@@ -58,6 +63,11 @@ pub struct PostgresClient {
     schema: Option<Schema>,
     /// The schema document of `schema`, stored in `_dlt_version`.
     schema_json: Option<String>,
+    /// `update_stored_schema` was called and the dataset is not yet in line with `schema`:
+    /// the tables it named (all: `None`).
+    pending_schema: Option<Option<Vec<String>>>,
+    /// The load id whose lock the open transaction holds.
+    locked: Option<String>,
     plan: Option<LoadPlan>,
     /// `BEGIN` was sent and neither `COMMIT` nor `ROLLBACK` yet.
     in_transaction: bool,
@@ -146,6 +156,49 @@ impl From<sqlx::Error> for CopyError {
     }
 }
 
+/// Runs `fut` for at most `deadline` (without one: to its end); `None` when time ran out.
+async fn bounded<F: std::future::Future>(
+    deadline: Option<std::time::Duration>,
+    fut: F,
+) -> Option<F::Output> {
+    match deadline {
+        Some(d) => tokio::time::timeout(d, fut).await.ok(),
+        None => Some(fut.await),
+    }
+}
+
+/// What a failed COPY into `table` was doing: the column and row the server names in the
+/// error's context (`COPY items, line 3, column name`), so that the message says which column
+/// holds the value it refused.
+fn copy_context(table: &str, e: &sqlx::Error) -> String {
+    let place = match e {
+        sqlx::Error::Database(d) => d
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .and_then(|pg| pg.r#where())
+            .and_then(|w| {
+                let w = w.lines().find(|l| l.starts_with("COPY "))?;
+                let (_, rest) = w.split_once(", line ")?;
+                let (line, column) = match rest.split_once(", column ") {
+                    Some((line, column)) => (line, Some(column)),
+                    None => (rest.split(':').next().unwrap_or(rest), None),
+                };
+                let row = line.trim();
+                Some(match column {
+                    Some(c) => {
+                        let c = c.split(':').next().unwrap_or(c).trim();
+                        format!(", column `{c}` (row {row} of the load file)")
+                    }
+                    None => format!(" (row {row} of the load file)"),
+                })
+            }),
+        _ => None,
+    };
+    format!(
+        "cannot load table `{table}`{} with COPY",
+        place.unwrap_or_default()
+    )
+}
+
 fn truncate(sql: &str) -> String {
     match sql.char_indices().nth(300) {
         Some((i, _)) => format!("{}...", &sql[..i]),
@@ -170,6 +223,35 @@ fn check_name(what: &str, name: &str) -> Result<()> {
     } else {
         Error::schema(format!("{message}\nhint: give the {what} a shorter name"))
     })
+}
+
+/// Refuses tables PostgreSQL cannot hold: a name it would cut, or more columns than its limit
+/// of 1600 (with the columns a table already has in `existing`), naming the table, the first
+/// column over the limit and the fix, before any statement is sent.
+fn check_tables(tables: &[Table], existing: &BTreeMap<String, BTreeSet<String>>) -> Result<()> {
+    let none = BTreeSet::new();
+    for t in tables {
+        check_name("table", &t.name)?;
+        let has = existing.get(&t.name).unwrap_or(&none);
+        let mut count = has.len();
+        let mut over: Option<String> = None;
+        for c in jobs::complete_columns(t) {
+            check_name("column", &c.name)?;
+            if !has.contains(&c.name) {
+                count += 1;
+                if count > MAX_COLUMNS && over.is_none() {
+                    over = Some(c.name.clone());
+                }
+            }
+        }
+        if let Some(column) = over {
+            return Err(Error::schema(format!(
+                "table `{}` would have {count} columns (the first over the limit is column `{column}`); PostgreSQL allows at most {MAX_COLUMNS} columns in a table\nhint: keep fewer columns in this table: load nested data as one json column (a columns hint with data_type json on its parent field, or a lower max_table_nesting), or leave columns out in the source; nothing of this load package was loaded",
+                t.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Whether an error means the connection is gone (it is dropped and reopened).
@@ -213,6 +295,8 @@ impl PostgresClient {
             staging,
             schema: None,
             schema_json: None,
+            pending_schema: None,
+            locked: None,
             plan: None,
             in_transaction: false,
             load_started: false,
@@ -230,39 +314,69 @@ impl PostgresClient {
 
     fn connect(&mut self) -> Result<()> {
         if self.con.is_none() {
+            let session = self.config.session_sql();
             let con = self.rt.block_on(sluice_sql::connect::postgres::connect(
                 &self.config.credentials,
-                SESSION,
+                &session,
             ))?;
             self.server_version = con.server_version_num().unwrap_or(0);
             self.con = Some(con);
             self.in_transaction = false;
             self.load_started = false;
+            self.locked = None;
             self.created.clear();
         }
         Ok(())
+    }
+
+    /// Drops a connection that is gone (or that stopped answering), and says what became of
+    /// the load: a retryable error.
+    fn lost(&mut self, context: impl std::fmt::Display, what: impl std::fmt::Display) -> Error {
+        self.con = None;
+        self.in_transaction = false;
+        self.load_started = false;
+        self.locked = None;
+        self.created.clear();
+        let context = context.to_string();
+        let hint = if context.contains("`COMMIT`") {
+            // the server may have committed before the connection went: whoever loads the
+            // package again first asks _dlt_loads whether it is there
+            "the load package may or may not have been committed; sluice looks its load id up in _dlt_loads before loading it again, so it is loaded once"
+        } else {
+            "nothing of this load package was committed; sluice retries it, and the next run loads it again"
+        };
+        Error::network(format!("{context}: {what}\nhint: {hint}")).retryable()
+    }
+
+    /// How long sluice waits for the answer to one statement: `statement_timeout` and a
+    /// margin for the server's own timeout error (none without a `statement_timeout`).
+    fn answer_deadline(&self) -> Option<std::time::Duration> {
+        self.config.statement_timeout.map(|t| t + ANSWER_MARGIN)
+    }
+
+    /// The error of a statement whose answer did not come within [`Self::answer_deadline`]:
+    /// the server or the network path to it stopped answering (the server would have ended
+    /// the statement itself at `statement_timeout`). The connection is dropped.
+    fn no_answer(&mut self, context: impl std::fmt::Display) -> Error {
+        let target = self.config.credentials.redacted();
+        let waited = self.answer_deadline().unwrap_or_default();
+        let timeout = self.config.statement_timeout.unwrap_or_default();
+        self.lost(
+            context,
+            format!(
+                "no answer from {target} within {:.1}s (statement_timeout {:.1}s + {}s): the server or the network path to it stopped answering\nhint: if statements of this load really run that long, raise statement_timeout in [destination.postgres] (0 turns it off)",
+                waited.as_secs_f64(),
+                timeout.as_secs_f64(),
+                ANSWER_MARGIN.as_secs()
+            ),
+        )
     }
 
     /// The error of a failed statement, with the connection dropped if it is gone.
     fn fail(&mut self, context: impl std::fmt::Display, e: sqlx::Error) -> Error {
         let target = self.config.credentials.redacted();
         if connection_lost(&e) {
-            self.con = None;
-            self.in_transaction = false;
-            self.load_started = false;
-            self.created.clear();
-            let context = context.to_string();
-            let hint = if context.contains("`COMMIT`") {
-                // the server may have committed before the connection went: whoever loads the
-                // package again first asks _dlt_loads whether it is there
-                "the load package may or may not have been committed; sluice looks its load id up in _dlt_loads before loading it again, so it is loaded once"
-            } else {
-                "nothing of this load package was committed; sluice retries it, and the next run loads it again"
-            };
-            return Error::network(format!(
-                "{context}: the connection to {target} was lost: {e}\nhint: {hint}"
-            ))
-            .retryable();
+            return self.lost(context, format!("the connection to {target} was lost: {e}"));
         }
         match &e {
             sqlx::Error::Database(d) => {
@@ -282,7 +396,12 @@ impl PostgresClient {
                     "22003" => Some("a number is out of its column's range (a precision or scale hint); widen the column's type"),
                     "22P02" | "22007" | "22008" => Some("a value does not fit its column's type; check the column's data_type hint"),
                     "22P03" => Some("the server did not accept a value's binary form: the column's type was probably changed while the load ran; run again"),
-                    "22021" => Some("PostgreSQL text cannot hold NUL (\\u0000) characters; remove them in the source or load the column as binary"),
+                    "22021" if d.message().contains("0x00") => Some("PostgreSQL text cannot hold NUL (\\u0000) characters; remove them in the source, or give the column data_type binary"),
+                    "22021" => Some("a value is not valid UTF-8; fix the source's encoding, or give the column data_type binary"),
+                    "22P05" => Some("PostgreSQL jsonb cannot hold the NUL character (\\u0000) in a string; remove it in the source, or give the column data_type text"),
+                    "54011" => Some("PostgreSQL allows at most 1600 columns in a table, and columns dropped from it still count; keep fewer columns (load nested data as one json column: a columns hint with data_type json, or a lower max_table_nesting), or recreate the table"),
+                    "55P03" => Some("another session holds a lock on a table this load changes (another load of the same dataset, or a long query) for longer than lock_timeout; nothing of this load package was committed and the next run tries again; raise lock_timeout in [destination.postgres] to wait longer"),
+                    "57014" if d.message().contains("statement timeout") => Some("a statement ran longer than statement_timeout; nothing of this load package was committed; raise statement_timeout in [destination.postgres] (0 turns it off) if statements of this load really run that long"),
                     "23505" if pg.and_then(|p| p.schema()) != Some("pg_catalog") => Some("a UNIQUE constraint was violated; the table already holds a row with this key"),
                     "23502" => Some("a NOT NULL column got NULL; check the column's nullable hint"),
                     "42939" => Some("names starting with pg_ are reserved by PostgreSQL; choose another dataset name"),
@@ -321,14 +440,20 @@ impl PostgresClient {
     fn exec(&mut self, sql: &str) -> Result<()> {
         tracing::debug!(target: "sluice::postgres", "{sql}");
         self.connect()?;
+        let deadline = self.answer_deadline();
         let Self { rt, con, .. } = self;
         let Some(con) = con.as_mut() else {
             return Err(Error::internal("no connection"));
         };
-        let r = rt.block_on(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(con));
+        let r = rt.block_on(bounded(
+            deadline,
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(con),
+        ));
+        let context = || format!("postgres failed to run `{}`", truncate(sql));
         match r {
-            Ok(_) => Ok(()),
-            Err(e) => Err(self.fail(format!("postgres failed to run `{}`", truncate(sql)), e)),
+            Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => Err(self.fail(context(), e)),
+            None => Err(self.no_answer(context())),
         }
     }
 
@@ -339,12 +464,15 @@ impl PostgresClient {
     }
 
     /// Takes the lock of package `load_id` in this dataset (an advisory lock), waiting up to
-    /// [`LOCK_WAIT`] for another session that holds it: a process killed just after sending
+    /// `lock_timeout` for another session that holds it: a process killed just after sending
     /// COMMIT leaves a server session that may still commit the package, and the next attempt
-    /// must see that commit before it asks `_dlt_loads` whether to load the package again.
-    /// In a transaction the lock is held to its end; outside one this only waits. Other
-    /// packages and datasets are not held up.
+    /// must see that commit before it reads the catalog and asks `_dlt_loads` whether to load
+    /// the package again. In a transaction the lock is held to its end; outside one this only
+    /// waits. Other packages and datasets are not held up.
     fn lock_load(&mut self, load_id: &str) -> Result<()> {
+        if self.in_transaction && self.locked.as_deref() == Some(load_id) {
+            return Ok(());
+        }
         let dataset = self.dataset.clone();
         let started = std::time::Instant::now();
         loop {
@@ -354,9 +482,13 @@ impl PostgresClient {
                 &[&dataset, load_id],
             )?;
             if rows.first().and_then(|r| r.try_get::<bool, _>(0).ok()) == Some(true) {
+                if self.in_transaction {
+                    self.locked = Some(load_id.to_string());
+                }
                 return Ok(());
             }
-            if started.elapsed() >= LOCK_WAIT {
+            let wait = self.config.lock_timeout;
+            if wait.is_some_and(|w| started.elapsed() >= w) {
                 let holder = self
                     .fetch(
                         "cannot read pg_locks",
@@ -367,8 +499,8 @@ impl PostgresClient {
                     .and_then(|r| r.first().and_then(|r| r.try_get::<String, _>(0).ok()))
                     .unwrap_or_else(|| "?".into());
                 return Err(Error::destination(format!(
-                    "load package {load_id} of dataset `{dataset}` is held by another PostgreSQL session (pid {holder}) for more than {}s\nhint: an earlier attempt of this package may still be running or committing; if its process is gone, end the session with SELECT pg_terminate_backend({holder}) and run again",
-                    LOCK_WAIT.as_secs()
+                    "load package {load_id} of dataset `{dataset}` is held by another PostgreSQL session (pid {holder}) for more than {:.1}s (lock_timeout)\nhint: an earlier attempt of this package may still be running or committing; if its process is gone, end the session with SELECT pg_terminate_backend({holder}) and run again",
+                    wait.unwrap_or_default().as_secs_f64()
                 ))
                 .retryable());
             }
@@ -384,6 +516,7 @@ impl PostgresClient {
             self.exec("BEGIN ISOLATION LEVEL READ COMMITTED")?;
             self.in_transaction = true;
             self.load_started = false;
+            self.locked = None;
             self.created.clear();
         }
         Ok(())
@@ -394,6 +527,7 @@ impl PostgresClient {
             self.exec("COMMIT")?;
             self.in_transaction = false;
             self.load_started = false;
+            self.locked = None;
             self.created.clear();
         }
         Ok(())
@@ -406,6 +540,7 @@ impl PostgresClient {
             }
             self.in_transaction = false;
             self.load_started = false;
+            self.locked = None;
             self.created.clear();
         }
     }
@@ -413,6 +548,7 @@ impl PostgresClient {
     /// Ends a transaction that holds only schema changes (of a package that turned out to be
     /// loaded already); a transaction with a load in it is rolled back.
     fn settle(&mut self) -> Result<()> {
+        self.apply_pending(None)?;
         if self.in_transaction && !self.load_started {
             self.commit()
         } else {
@@ -463,14 +599,10 @@ impl PostgresClient {
     ) -> Result<()> {
         // the staging dataset's name is checked when it is first used
         check_name("dataset", dataset)?;
-        for t in tables {
-            check_name("table", &t.name)?;
-            for c in jobs::complete_columns(t) {
-                check_name("column", &c.name)?;
-            }
-        }
+        check_tables(tables, &BTreeMap::new())?;
         self.create_schema(dataset)?;
         let existing = self.existing_columns(dataset)?;
+        check_tables(tables, &existing)?;
         let tables: Vec<&Table> = tables.iter().collect();
         let mut changes = SchemaUpdate::default();
         let unlogged = staging == Staging::Unlogged;
@@ -496,6 +628,28 @@ impl PostgresClient {
         self.schema
             .as_ref()
             .ok_or_else(|| Error::internal("the load started before the schema was stored"))
+    }
+
+    /// Brings the dataset in line with the schema noted by `update_stored_schema`, if it is
+    /// not yet: in the open transaction (one is begun), after taking the lock of package
+    /// `load_id` when the schema changes are those of a package. On failure the transaction
+    /// is rolled back.
+    fn apply_pending(&mut self, load_id: Option<&str>) -> Result<()> {
+        let Some(only) = self.pending_schema.take() else {
+            return Ok(());
+        };
+        let result = (|| {
+            self.begin()?;
+            if let Some(load_id) = load_id {
+                self.lock_load(load_id)?;
+            }
+            let json = self.schema_json.clone().unwrap_or_default();
+            self.apply_schema(&json, only.as_deref())
+        })();
+        if result.is_err() {
+            self.rollback();
+        }
+        result.map(|_| ())
     }
 
     /// Brings the dataset in line with the schema in the open transaction and stores the
@@ -625,11 +779,14 @@ impl PostgresClient {
             })
             .map_err(|e| Error::internal(format!("cannot start the COPY thread: {e}")))?;
         self.connect()?;
+        let deadline = self.answer_deadline();
         let Self { rt, con, .. } = self;
         let Some(con) = con.as_mut() else {
             return Err(Error::internal("no connection"));
         };
-        let result = rt.block_on(copy_in(con, &statement, rx));
+        // on a timeout the COPY (and with it the receiving end of the channel) is dropped: the
+        // encoding thread's next send fails and it ends
+        let result = rt.block_on(bounded(deadline, copy_in(con, &statement, rx)));
         if producer.join().is_err() {
             // it never sent its last chunk: the COPY was aborted
             return Err(Error::internal(format!(
@@ -637,11 +794,13 @@ impl PostgresClient {
             )));
         }
         match result {
-            Ok(rows) => Ok(rows),
-            Err(CopyError::Data(e)) => Err(e),
-            Err(CopyError::Db(e)) => {
-                Err(self.fail(format!("cannot load table `{table}` with COPY"), e))
+            Some(Ok(rows)) => Ok(rows),
+            Some(Err(CopyError::Data(e))) => Err(e),
+            Some(Err(CopyError::Db(e))) => {
+                let context = copy_context(table, &e);
+                Err(self.fail(context, e))
             }
+            None => Err(self.no_answer(format!("cannot load table `{table}` with COPY"))),
         }
     }
 
@@ -775,6 +934,7 @@ impl PostgresClient {
     fn fetch_opt(&mut self, what: &str, sql: &str, params: &[Option<&str>]) -> Result<Vec<PgRow>> {
         tracing::debug!(target: "sluice::postgres", "{sql}");
         self.connect()?;
+        let deadline = self.answer_deadline();
         let Self { rt, con, .. } = self;
         let Some(con) = con.as_mut() else {
             return Err(Error::internal("no connection"));
@@ -783,8 +943,10 @@ impl PostgresClient {
         for p in params {
             q = q.bind(*p);
         }
-        let r = rt.block_on(q.fetch_all(con));
-        r.map_err(|e| self.fail(what, e))
+        match rt.block_on(bounded(deadline, q.fetch_all(con))) {
+            Some(r) => r.map_err(|e| self.fail(what, e)),
+            None => Err(self.no_answer(what)),
+        }
     }
 }
 
@@ -811,6 +973,7 @@ impl DestinationClient for PostgresClient {
     }
 
     fn is_storage_initialized(&mut self) -> Result<bool> {
+        self.apply_pending(None)?;
         let dataset = self.dataset.clone();
         let rows = self.fetch(
             "cannot read the catalog",
@@ -821,6 +984,7 @@ impl DestinationClient for PostgresClient {
     }
 
     fn drop_storage(&mut self) -> Result<()> {
+        self.pending_schema = None;
         self.rollback();
         for ds in [self.dataset.clone(), self.staging.clone()] {
             self.exec(&format!("DROP SCHEMA IF EXISTS {} CASCADE", quote(&ds)))?;
@@ -829,6 +993,7 @@ impl DestinationClient for PostgresClient {
     }
 
     fn get_stored_schema(&mut self, schema_name: &str) -> Result<Option<StoredSchema>> {
+        self.apply_pending(None)?;
         let dataset = self.dataset.clone();
         if !self.table_exists(&dataset, "_dlt_version")? {
             return Ok(None);
@@ -858,6 +1023,7 @@ impl DestinationClient for PostgresClient {
     }
 
     fn get_stored_state(&mut self, pipeline_name: &str) -> Result<Option<StoredState>> {
+        self.apply_pending(None)?;
         let dataset = self.dataset.clone();
         if !self.table_exists(&dataset, "_dlt_pipeline_state")?
             || !self.table_exists(&dataset, "_dlt_loads")?
@@ -892,35 +1058,41 @@ impl DestinationClient for PostgresClient {
         request: &SchemaUpdateRequest,
     ) -> Result<SchemaUpdate> {
         self.settle()?;
+        // what needs no catalog is checked now; the changes themselves are made by the
+        // transaction that loads the package, after it holds the package's lock (or by the
+        // next call that reads or changes the dataset)
+        check_name("dataset", &self.dataset)?;
+        let tables: Vec<Table> = schema
+            .tables
+            .values()
+            .filter(|t| (request.only_tables.as_ref()).is_none_or(|o| o.contains(&t.name)))
+            .cloned()
+            .collect();
+        check_tables(&tables, &BTreeMap::new())?;
         self.schema = Some(schema.clone());
-        self.begin()?;
-        let result = self.apply_schema(schema_json, request.only_tables.as_deref());
-        match result {
-            Ok(update) => {
-                // kept open: the load of this package commits it (start_load continues it)
-                self.schema_json = Some(schema_json.to_string());
-                Ok(update)
-            }
-            Err(e) => {
-                self.rollback();
-                Err(e)
-            }
-        }
+        self.schema_json = Some(schema_json.to_string());
+        self.pending_schema = Some(request.only_tables.clone());
+        Ok(SchemaUpdate::default())
     }
 
     fn start_load(&mut self, load_id: &str, plan: &LoadPlan) -> Result<()> {
         self.plan = Some(plan.clone());
         let result = (|| {
-            if !self.in_transaction || self.load_started {
-                // a retry: the schema changes were rolled back with the failed attempt
+            let ready = self.pending_schema.is_none()
+                && self.in_transaction
+                && !self.load_started
+                && self.locked.as_deref() == Some(load_id);
+            if !ready {
+                // the transaction that loads the package takes its lock first, then makes
+                // the schema changes (is_load_completed did both already, unless this is a
+                // retry: then they were rolled back with the failed attempt)
+                self.pending_schema = None;
                 self.rollback();
                 self.begin()?;
+                self.lock_load(load_id)?;
                 let json = self.schema_json.clone().unwrap_or_default();
                 self.apply_schema(&json, None)?;
             }
-            // held by the transaction that loads the package (again if is_load_completed
-            // took it already)
-            self.lock_load(load_id)?;
             self.load_started = true;
             let schema = self.schema()?.clone();
             let staging = self.staging.clone();
@@ -1027,8 +1199,28 @@ impl DestinationClient for PostgresClient {
 
     fn is_load_completed(&mut self, load_id: &str) -> Result<bool> {
         // an earlier attempt of this package may still be committing in a session whose
-        // process died
-        self.lock_load(load_id)?;
+        // process died: its lock first, then the schema changes of the package (if
+        // update_stored_schema noted some), then the look-up
+        if self.pending_schema.is_some() {
+            match self.apply_pending(Some(load_id)) {
+                Ok(()) => {}
+                // a transient failure of the schema changes (a lock wait that timed out, a
+                // catalog race): start_load makes them again, under the host's retries
+                Err(e) if e.retryable => {
+                    tracing::debug!(target: "sluice::postgres", "schema changes left to start_load: {e}");
+                    self.lock_load(load_id)?;
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            if self.in_transaction && !self.load_started && self.locked.as_deref() != Some(load_id)
+            {
+                // schema changes made without the package's lock (a read flushed them): they
+                // are committed as they are, and start_load begins anew under the lock
+                self.settle()?;
+            }
+            self.lock_load(load_id)?;
+        }
         let dataset = self.dataset.clone();
         if !self.table_exists(&dataset, "_dlt_loads")? {
             return Ok(false);
@@ -1064,12 +1256,19 @@ impl DestinationClient for PostgresClient {
         // the simple query protocol returns every value as text; numbers and booleans are
         // typed back, the rest stays text
         self.connect()?;
+        let deadline = self.answer_deadline();
         let Self { rt, con, .. } = self;
         let Some(con) = con.as_mut() else {
             return Err(Error::internal("no connection"));
         };
-        let r = rt.block_on(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).fetch_all(con));
-        let rows = r.map_err(|e| self.fail("query failed", e))?;
+        let r = rt.block_on(bounded(
+            deadline,
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).fetch_all(con),
+        ));
+        let rows = match r {
+            Some(r) => r.map_err(|e| self.fail("query failed", e))?,
+            None => return Err(self.no_answer("query failed")),
+        };
         let names: Vec<(String, String)> = rows
             .first()
             .map(|r| {

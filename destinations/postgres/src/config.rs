@@ -1,6 +1,8 @@
 //! The PostgreSQL destination's configuration (`[destination.postgres]`, see
 //! `sluice-plugin.toml`).
 
+use std::time::Duration;
+
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use sluice_sdk::{Error, Result};
@@ -50,6 +52,10 @@ struct Keys {
     replace_strategy: Option<String>,
     #[serde(default)]
     staging_dataset_name_layout: Option<String>,
+    #[serde(default)]
+    lock_timeout: Option<Value>,
+    #[serde(default)]
+    statement_timeout: Option<Value>,
 }
 
 fn yes() -> bool {
@@ -67,6 +73,68 @@ pub struct PostgresConfig {
     pub replace_strategy: ReplaceStrategy,
     /// Staging dataset name layout, `%s` = dataset name.
     pub staging_dataset_name_layout: String,
+    /// How long a statement waits for a lock (`None`: as long as it takes).
+    pub lock_timeout: Option<Duration>,
+    /// How long one statement may run (`None`: as long as it takes).
+    pub statement_timeout: Option<Duration>,
+}
+
+/// The default `lock_timeout`: 5 minutes. Long enough to wait for another load of the same
+/// tables to commit, or for a report query that holds a table; short enough that a session
+/// left holding locks (its process died on a network that did not tell the server) fails the
+/// run with a retryable error instead of wedging it: the package stays pending and the next
+/// run tries again.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// The default `statement_timeout`: 6 hours. A load's longest statements are one COPY per
+/// table and package (a first full load of a large table is one COPY), the merge and replace
+/// statements and the UNIQUE constraints of new tables; on a pipeline that runs hourly or
+/// daily, one statement running longer than this is stuck, not working. It is the last bound
+/// on a statement, and on how long sluice waits for an answer from a server it cannot tell
+/// from a dead network path.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(6 * 60 * 60);
+
+/// Reads a timeout key: seconds as a number, or a text with PostgreSQL's units (`500ms`,
+/// `30s`, `5min`, `6h`, `1d`; without a unit: seconds); `0`, `"0"` and `"off"` turn it off.
+fn timeout(key: &str, value: Option<&Value>, default: Duration) -> Result<Option<Duration>> {
+    let bad = |v: &dyn std::fmt::Display| {
+        Error::config(format!(
+            "destination `postgres`: {key} `{v}` is not a duration\nhint: give seconds (300), a text with a unit (\"500ms\", \"30s\", \"5min\", \"6h\", \"1d\"), or 0 (or \"off\") for no limit"
+        ))
+    };
+    let seconds = match value {
+        None | Some(Value::Null) => return Ok(Some(default)),
+        Some(Value::Number(n)) => n.as_f64().ok_or_else(|| bad(n))?,
+        Some(Value::String(s)) => {
+            let t = s.trim().to_ascii_lowercase();
+            if t == "off" {
+                return Ok(None);
+            }
+            let split = t
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(t.len());
+            let (number, unit) = t.split_at(split);
+            let number: f64 = number.parse().map_err(|_| bad(s))?;
+            let scale = match unit.trim() {
+                "ms" => 0.001,
+                "" | "s" => 1.0,
+                "min" => 60.0,
+                "h" => 3600.0,
+                "d" => 86400.0,
+                _ => return Err(bad(s)),
+            };
+            number * scale
+        }
+        Some(other) => return Err(bad(other)),
+    };
+    if seconds == 0.0 {
+        return Ok(None);
+    }
+    // PostgreSQL keeps these in milliseconds in an int (about 24.8 days)
+    if !(0.001..=2_147_483.0).contains(&seconds) {
+        return Err(bad(&seconds));
+    }
+    Ok(Some(Duration::from_secs_f64(seconds)))
 }
 
 impl PostgresConfig {
@@ -98,7 +166,32 @@ impl PostgresConfig {
             staging_dataset_name_layout: keys
                 .staging_dataset_name_layout
                 .unwrap_or_else(|| "%s_staging".into()),
+            lock_timeout: timeout(
+                "lock_timeout",
+                keys.lock_timeout.as_ref(),
+                DEFAULT_LOCK_TIMEOUT,
+            )?,
+            statement_timeout: timeout(
+                "statement_timeout",
+                keys.statement_timeout.as_ref(),
+                DEFAULT_STATEMENT_TIMEOUT,
+            )?,
         })
+    }
+
+    /// The settings of every session of the destination: UTC, standard strings, no NOTICE
+    /// chatter (`IF NOT EXISTS`), and the timeouts. A session that sits idle inside a
+    /// transaction (a client that stopped between two statements of a load) is ended after
+    /// `lock_timeout`, as long as others would wait for the locks it holds.
+    pub fn session_sql(&self) -> String {
+        let ms = |d: Option<Duration>| d.map_or(0, |d| d.as_millis().max(1));
+        format!(
+            "SET TIME ZONE 'UTC'; SET standard_conforming_strings = on; SET client_min_messages = warning; \
+             SET lock_timeout = {}; SET statement_timeout = {}; SET idle_in_transaction_session_timeout = {}",
+            ms(self.lock_timeout),
+            ms(self.statement_timeout),
+            ms(self.lock_timeout)
+        )
     }
 
     /// The staging dataset of `dataset`.
@@ -151,5 +244,67 @@ mod tests {
         )
         .expect_err("bad strategy");
         assert!(e.to_string().contains("`swap`"), "{e}");
+    }
+
+    #[test]
+    fn timeouts_default_to_bounds_a_long_load_never_meets_and_can_be_turned_off() {
+        let creds = json!({"credentials": "postgresql://h/d"});
+        let c = PostgresConfig::from_json(json!({}), creds.clone()).expect("defaults");
+        assert_eq!(c.lock_timeout, Some(DEFAULT_LOCK_TIMEOUT));
+        assert_eq!(c.statement_timeout, Some(Duration::from_secs(6 * 3600)));
+        assert!(
+            c.session_sql().contains("SET lock_timeout = 300000; SET statement_timeout = 21600000; SET idle_in_transaction_session_timeout = 300000"),
+            "{}",
+            c.session_sql()
+        );
+        for (value, expected) in [
+            (json!(0), None),
+            (json!("off"), None),
+            (json!("0"), None),
+            (json!(2), Some(Duration::from_secs(2))),
+            (json!(1.5), Some(Duration::from_millis(1500))),
+            (json!("500ms"), Some(Duration::from_millis(500))),
+            (json!("30s"), Some(Duration::from_secs(30))),
+            (json!("45"), Some(Duration::from_secs(45))),
+            (json!("5min"), Some(Duration::from_secs(300))),
+            (json!("2h"), Some(Duration::from_secs(7200))),
+            (json!("1d"), Some(Duration::from_secs(86400))),
+        ] {
+            let c = PostgresConfig::from_json(
+                json!({"lock_timeout": value, "statement_timeout": value}),
+                creds.clone(),
+            )
+            .expect("timeout");
+            assert_eq!(
+                (c.lock_timeout, c.statement_timeout),
+                (expected, expected),
+                "{value}"
+            );
+        }
+        let off = PostgresConfig::from_json(
+            json!({"lock_timeout": "off", "statement_timeout": 0}),
+            creds.clone(),
+        )
+        .expect("off");
+        assert!(
+            off.session_sql()
+                .contains("SET lock_timeout = 0; SET statement_timeout = 0"),
+            "{}",
+            off.session_sql()
+        );
+        for bad in [
+            json!("soon"),
+            json!("5 weeks"),
+            json!(-1),
+            json!(true),
+            json!(1e12),
+        ] {
+            let e = PostgresConfig::from_json(json!({"statement_timeout": bad}), creds.clone())
+                .expect_err("not a duration");
+            assert!(
+                e.to_string().contains("statement_timeout") && e.to_string().contains("hint:"),
+                "{e}"
+            );
+        }
     }
 }
