@@ -1471,9 +1471,9 @@ impl Pipeline {
         Ok(info)
     }
 
-    /// Loads one package. Failures before the package's own transaction (connecting, creating
-    /// the dataset, migrating the schema) are errors and leave it pending; a terminal failure
-    /// of the load itself (a value the destination refuses) is [`PackageOutcome::Failed`].
+    /// Loads one package. A non-retryable refusal by the destination (creating the dataset,
+    /// migrating the schema, a job, the commit) is [`PackageOutcome::Failed`]; a retryable
+    /// failure (retries exhausted) or a local one is an error and leaves the package pending.
     fn load_package(
         &self,
         client: &mut dyn DestinationClient,
@@ -1483,15 +1483,28 @@ impl Pipeline {
         let schema_json =
             std::fs::read_to_string(dir.join("schema.json")).map_err(|e| Error::io(dir, e))?;
         let schema_doc: sluice_sdk::schema::Schema = serde_json::from_str(&schema_json)?;
-        with_retry(|| client.initialize_storage().map_err(Error::Plugin))?;
-        with_retry(|| {
+        let prepared = (|| {
+            with_retry(|| client.initialize_storage().map_err(Error::Plugin))?;
+            with_retry(|| {
+                client
+                    .update_stored_schema(
+                        &schema_doc,
+                        &schema_json,
+                        &SchemaUpdateRequest::default(),
+                    )
+                    .map_err(Error::Plugin)
+            })?;
             client
-                .update_stored_schema(&schema_doc, &schema_json, &SchemaUpdateRequest::default())
+                .is_load_completed(&manifest.load_id)
                 .map_err(Error::Plugin)
-        })?;
-        if client.is_load_completed(&manifest.load_id)? {
-            tracing::info!(target: "sluice::pipeline", load_id = %manifest.load_id, "package already loaded by an earlier run");
-            return Ok(PackageOutcome::Loaded);
+        })();
+        match prepared {
+            Ok(true) => {
+                tracing::info!(target: "sluice::pipeline", load_id = %manifest.load_id, "package already loaded by an earlier run");
+                return Ok(PackageOutcome::Loaded);
+            }
+            Ok(false) => {}
+            Err(e) => return refused(e, None),
         }
         let jobs: Vec<LoadJob> = manifest
             .jobs
@@ -1576,13 +1589,7 @@ impl Pipeline {
         });
         match loaded {
             Ok(()) => Ok(PackageOutcome::Loaded),
-            // a file the engine cannot read is the engine's problem, not the data's: pending
-            Err(e @ (Error::Io { .. } | Error::Internal(_))) => Err(e),
-            Err(e) if !e.is_retryable() => Ok(PackageOutcome::Failed {
-                job: failed_job.unwrap_or_else(|| "package".into()),
-                message: e.to_string(),
-            }),
-            Err(e) => Err(e),
+            Err(e) => refused(e, failed_job),
         }
     }
 
@@ -1609,6 +1616,28 @@ enum PackageOutcome {
         /// The destination's message.
         message: String,
     },
+}
+
+/// A destination's non-retryable refusal of the package's content (a value or a table it
+/// refuses, a constraint, a schema change it cannot make: codes `destination`, `data`,
+/// `schema`) fails the package. Anything else is an error that leaves it pending: a retryable
+/// failure, wrong credentials (`auth`), a configuration or network problem, a file the engine
+/// cannot read; fixing those and running again loads the package.
+fn refused(e: Error, job: Option<String>) -> Result<PackageOutcome> {
+    use sluice_sdk::ErrorCode;
+    match e {
+        Error::Plugin(p)
+            if !p.retryable
+                && [ErrorCode::DESTINATION, ErrorCode::DATA, ErrorCode::SCHEMA]
+                    .contains(&p.code) =>
+        {
+            Ok(PackageOutcome::Failed {
+                job: job.unwrap_or_else(|| "package".into()),
+                message: p.to_string(),
+            })
+        }
+        e => Err(e),
+    }
 }
 
 /// Retries transient (retryable) failures a few times with a short backoff.
