@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -111,19 +111,28 @@ fn setup() -> Run {
 
 impl Run {
     fn run(&mut self, config: Value, secrets: Value) -> Result<sluice::pipeline::LoadInfo, String> {
+        self.run_with(config, secrets, None)
+            .map_err(|e| format!("{e:#}"))
+    }
+    /// A run with a page limit (dlt's `add_limit`), keeping the engine's error.
+    fn run_with(
+        &mut self,
+        config: Value,
+        secrets: Value,
+        limit: Option<u64>,
+    ) -> Result<sluice::pipeline::LoadInfo, sluice::Error> {
         let src = registry()
             .load("source", "rest_api")
             .and_then(|p| p.open_source(&config, &secrets))
-            .map_err(|e| e.to_string())?;
-        self.pipeline
-            .run(
-                &src,
-                &RunOptions {
-                    section: Some("rest_api".into()),
-                    ..Default::default()
-                },
-            )
-            .map_err(|e| format!("{e:#}"))
+            .map_err(|e| sluice::Error::Plugin(e.into()))?;
+        self.pipeline.run(
+            &src,
+            &RunOptions {
+                section: Some("rest_api".into()),
+                limit,
+                ..Default::default()
+            },
+        )
     }
     fn q(&self, sql: &str) -> i64 {
         let con = duckdb::Connection::open(&self.db).expect("open");
@@ -726,4 +735,619 @@ fn gzip_compressed_responses_are_decoded() {
     run.run(json!({"client": {"base_url": url}, "resources": [{"name": "z", "endpoint": {"path": "z"}}]}), json!({}))
         .expect("run");
     assert_eq!(run.count("z"), 9);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile servers (issue 22): credentials stay with their origin, paths cannot be steered,
+// bodies and page walks are bounded, waits and settings cannot panic, silence ends in a timeout.
+
+/// Everything a request showed a server: path, query, headers (for grepping secrets).
+fn seen_text(r: &Req) -> String {
+    format!("{} {:?} {:?} {}", r.path, r.query, r.headers, r.body)
+}
+
+/// A server answering with `handler` that records every request it gets.
+fn recording_server(
+    handler: impl Fn(&Req) -> Reply + Send + Sync + 'static,
+) -> (String, Arc<Mutex<Vec<Req>>>) {
+    let log: Arc<Mutex<Vec<Req>>> = Arc::default();
+    let l2 = log.clone();
+    let url = serve(move |r| {
+        l2.lock().expect("lock").push(r.clone());
+        handler(r)
+    });
+    (url, log)
+}
+
+#[test]
+fn credentials_reach_the_base_url_origin_only() {
+    // B: another origin (another port of 127.0.0.1) that every route of A points to
+    let (b_url, b_log) = recording_server(|r| {
+        if r.path.ends_with("/list") {
+            ok(json!([{"id": 101}]))
+        } else {
+            ok(json!({"data": [{"id": 100}], "next": null}))
+        }
+    });
+    let b = b_url.clone();
+    let (a_url, a_log) = recording_server(move |r| match r.path.as_str() {
+        "/token" => ok(json!({"access_token": "T-oauth-secret", "expires_in": 3600})),
+        // a json_link next link to B that echoes the query key
+        "/json" => ok(
+            json!({"data": [{"id": 1}], "next": format!("{b}/b/json?api_key=K-query-secret&page=2")}),
+        ),
+        // a Link header to B
+        "/link" => {
+            let mut reply = ok(json!([{"id": 2}]));
+            reply
+                .headers
+                .push(("Link".into(), format!("<{b}/b/list?page=2>; rel=\"next\"")));
+            reply
+        }
+        // a redirect to B that echoes the query key
+        "/redirect" => Reply {
+            status: 302,
+            headers: vec![(
+                "Location".into(),
+                format!("{b}/b/redirected?api_key=K-query-secret"),
+            )],
+            body: String::new(),
+            delay: None,
+        },
+        _ => Reply {
+            status: 404,
+            headers: vec![],
+            body: String::new(),
+            delay: None,
+        },
+    });
+    let secrets = [
+        (
+            "bearer",
+            json!({"type": "bearer", "token": "T-bearer-secret"}),
+            "T-bearer-secret",
+        ),
+        (
+            "header_key",
+            json!({"type": "api_key", "name": "X-Api-Key", "api_key": "K-header-secret"}),
+            "K-header-secret",
+        ),
+        (
+            "query_key",
+            json!({"type": "api_key", "name": "api_key", "location": "query", "api_key": "K-query-secret"}),
+            "K-query-secret",
+        ),
+        (
+            "basic",
+            json!({"type": "http_basic", "username": "user", "password": "P-basic-secret"}),
+            "dXNlcjpQLWJhc2ljLXNlY3JldA==",
+        ),
+        (
+            "oauth",
+            json!({"type": "oauth2_client_credentials", "access_token_url": format!("{a_url}/token"), "client_id": "cid", "client_secret": "C-client-secret"}),
+            "T-oauth-secret",
+        ),
+    ];
+    let config = |extra_origins: Value| {
+        json!({"client": {"base_url": a_url, "auth_origins": extra_origins,
+                   "headers": {"Accept": "application/json", "X-Session-Token": "H-header-secret"}},
+        "resources": [
+            {"name": "json", "endpoint": {"path": "json", "paginator": "json_link"}},
+            {"name": "link", "endpoint": {"path": "link", "paginator": "header_link"}},
+            {"name": "redirect", "endpoint": {"path": "redirect"}},
+        ]})
+    };
+    for (kind, auth, on_the_wire) in &secrets {
+        a_log.lock().expect("lock").clear();
+        b_log.lock().expect("lock").clear();
+        let mut run = setup();
+        run.run(config(json!([])), json!({"auth": auth}))
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert_eq!(run.count("json"), 2, "{kind}");
+        assert_eq!(run.count("link"), 2, "{kind}");
+        assert_eq!(run.count("redirect"), 1, "{kind}");
+        let a = a_log.lock().expect("lock").clone();
+        let b = b_log.lock().expect("lock").clone();
+        assert_eq!(
+            b.len(),
+            3,
+            "{kind}: B got the next link, the Link header and the redirect"
+        );
+        let a_text: String = a
+            .iter()
+            .filter(|r| r.path != "/token")
+            .map(seen_text)
+            .collect();
+        assert!(
+            a_text.contains(on_the_wire),
+            "{kind}: A got the credentials: {a_text}"
+        );
+        assert!(
+            a_text.contains("H-header-secret"),
+            "{kind}: A got the configured headers"
+        );
+        for r in &b {
+            let t = seen_text(r);
+            // (A's links echo `api_key=K-query-secret`: only the query_key run owns that key)
+            for secret in [
+                *on_the_wire,
+                "H-header-secret",
+                "C-client-secret",
+                "authorization",
+                "x-api-key",
+                "x-session-token",
+            ] {
+                assert!(
+                    !t.to_ascii_lowercase()
+                        .contains(&secret.to_ascii_lowercase()),
+                    "{kind}: `{secret}` reached B: {t}"
+                );
+            }
+            if *kind == "query_key" {
+                assert!(
+                    !r.query.contains_key("api_key"),
+                    "{kind}: the key reached B: {t}"
+                );
+            }
+            assert_eq!(
+                r.headers.get("accept").map(String::as_str),
+                Some("application/json"),
+                "{kind}: content negotiation goes anywhere"
+            );
+        }
+    }
+    // an origin the user lists gets them
+    let (kind, auth, on_the_wire) = &secrets[0];
+    b_log.lock().expect("lock").clear();
+    let mut run = setup();
+    run.run(config(json!([b_url])), json!({"auth": auth}))
+        .unwrap_or_else(|e| panic!("{kind}: {e}"));
+    let b: String = b_log.lock().expect("lock").iter().map(seen_text).collect();
+    assert!(
+        b.contains(on_the_wire) && b.contains("H-header-secret"),
+        "{b}"
+    );
+    // a 401 from the other origin says why the credentials were not sent
+    let (c_url, _) = recording_server(|_| Reply {
+        status: 401,
+        headers: vec![],
+        body: "{}".into(),
+        delay: None,
+    });
+    let c = c_url.clone();
+    let (d_url, _) =
+        recording_server(move |_| ok(json!({"data": [{"id": 1}], "next": format!("{c}/more")})));
+    let e = setup()
+        .run(json!({"client": {"base_url": d_url}, "resources": [{"name": "x", "endpoint": {"path": "x", "paginator": "json_link"}}]}),
+             json!({"auth": {"token": "T"}}))
+        .expect_err("401");
+    assert!(e.contains("401") && e.contains("auth_origins"), "{e}");
+}
+
+#[test]
+fn parent_values_cannot_steer_child_requests() {
+    let (url, log) = recording_server(|r| match r.path.as_str() {
+        "/parents" => ok(
+            json!([{"id": "../../admin"}, {"id": "https://evil.example/x"}, {"id": "a b?c=1#d"}, {"id": 42}]),
+        ),
+        "/dots" => ok(json!([{"id": ".."}])),
+        p if p.starts_with("/items/") => ok(json!([{"ok": true}])),
+        _ => ok(json!([{"pwned": true}])),
+    });
+    let config = |parents: &str| {
+        json!({"client": {"base_url": url}, "resources": [
+            {"name": "parents", "endpoint": {"path": parents}},
+            {"name": "details", "endpoint": {"path": "items/{resources.parents.id}/detail"}},
+        ]})
+    };
+    let mut run = setup();
+    run.run(config("parents"), json!({"auth": {"token": "T-secret"}}))
+        .expect("run");
+    let mut paths: Vec<String> = log
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|r| r.path != "/parents")
+        .inspect(|r| {
+            assert_eq!(
+                r.headers.get("authorization").map(String::as_str),
+                Some("Bearer T-secret")
+            )
+        })
+        .map(|r| r.path.clone())
+        .collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        vec![
+            "/items/..%2F..%2Fadmin/detail",
+            "/items/42/detail",
+            "/items/a%20b%3Fc%3D1%23d/detail",
+            "/items/https%3A%2F%2Fevil.example%2Fx/detail",
+        ]
+    );
+    assert_eq!(run.count("details"), 4);
+    // `..` alone cannot be encoded away (URL parsing resolves it): refused
+    let e = setup().run(config("dots"), json!({})).expect_err("climbs");
+    assert!(
+        e.contains("resource `details`") && e.contains("climb"),
+        "{e}"
+    );
+}
+
+/// A raw HTTP/1.1 server: reads each request's head, then `respond` writes whatever it likes
+/// on the socket (so a test controls every byte and its timing).
+fn raw_server(
+    respond: impl Fn(&str, &mut std::net::TcpStream) -> std::io::Result<()> + Send + Sync + 'static,
+) -> String {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let respond = Arc::new(respond);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let respond = respond.clone();
+            std::thread::spawn(move || {
+                let Ok(mut w) = stream.try_clone() else {
+                    return;
+                };
+                let mut r = BufReader::new(stream);
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if h.trim().is_empty() {
+                            break;
+                        }
+                    }
+                    if respond(&line, &mut w).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+/// Streams `total` bytes of JSON whitespace after `head`, counting what the socket took.
+fn stream_body(
+    w: &mut std::net::TcpStream,
+    head: &str,
+    total: u64,
+    sent: &AtomicU64,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    w.write_all(head.as_bytes())?;
+    let chunk = vec![b' '; 64 << 10];
+    let mut left = total;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        w.write_all(&chunk[..n])?;
+        sent.fetch_add(n as u64, Ordering::SeqCst);
+        left -= n as u64;
+    }
+    Err(std::io::Error::other("done"))
+}
+
+#[test]
+fn a_2_gb_body_is_refused_at_the_cap_without_reading_it() {
+    const TWO_GB: u64 = 2 << 30;
+    let sent = Arc::new(AtomicU64::new(0));
+    let s2 = sent.clone();
+    let url = raw_server(move |line, w| {
+        let head = if line.contains("/sized") {
+            format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {TWO_GB}\r\n\r\n")
+        } else {
+            // no length: the body runs until the connection closes
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n".into()
+        };
+        stream_body(w, &head, TWO_GB, &s2)
+    });
+    // with its Content-Length, at the default cap: refused before reading
+    let t = Instant::now();
+    let e = setup()
+        .run(json!({"client": {"base_url": url}, "resources": [{"name": "big", "endpoint": {"path": "sized", "params": {"api_key": "K-secret"}}}]}), json!({}))
+        .expect_err("too big");
+    assert!(
+        e.contains("resource `big`")
+            && e.contains("max_response_bytes")
+            && e.contains("536870912")
+            && e.contains("/sized")
+            && e.contains("Content-Length 2147483648"),
+        "{e}"
+    );
+    assert!(!e.contains("K-secret"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    // without one, at a 1 MiB cap: refused once past it, having read about that much
+    std::thread::sleep(Duration::from_millis(200));
+    sent.store(0, Ordering::SeqCst);
+    let e = setup()
+        .run(json!({"client": {"base_url": url}, "max_response_bytes": 1048576, "resources": [{"name": "endless", "endpoint": {"path": "unsized"}}]}), json!({}))
+        .expect_err("too big");
+    assert!(
+        e.contains("max_response_bytes (1048576 bytes)") && e.contains("/unsized"),
+        "{e}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let n = sent.load(Ordering::SeqCst);
+    assert!(
+        n < 64 << 20,
+        "the server got {n} bytes out: the body was read on past the cap"
+    );
+}
+
+#[test]
+fn a_gzip_bomb_is_refused() {
+    use std::io::Write;
+    // 256 MiB of zeros in about 256 KiB of gzip
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let zeros = vec![b' '; 1 << 20];
+    for _ in 0..256 {
+        enc.write_all(&zeros).expect("gz");
+    }
+    let bomb = Arc::new(enc.finish().expect("gz"));
+    assert!(bomb.len() < 1 << 20);
+    let b2 = bomb.clone();
+    let url = raw_server(move |_, w| {
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+            b2.len()
+        );
+        w.write_all(head.as_bytes())?;
+        w.write_all(&b2)
+    });
+    let e = setup()
+        .run(json!({"client": {"base_url": url}, "max_response_bytes": 4194304, "resources": [{"name": "bomb", "endpoint": {"path": "bomb"}}]}), json!({}))
+        .expect_err("bomb");
+    assert!(
+        e.contains("resource `bomb`")
+            && e.contains("max_response_bytes (4194304 bytes)")
+            && e.contains("gzip")
+            && e.contains("/bomb"),
+        "{e}"
+    );
+}
+
+#[test]
+fn endless_pages_stop_at_max_pages_or_the_users_limit() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c2 = calls.clone();
+    // every page has a fresh cursor: the repeat check never fires
+    let url = serve(move |r| {
+        c2.fetch_add(1, Ordering::SeqCst);
+        let n = page_of(&r.query, "cursor", 0);
+        ok(json!({"data": [{"id": n}], "next_cursor": (n + 1).to_string()}))
+    });
+    let config = |max_pages: Option<u64>| {
+        let mut c = json!({"client": {"base_url": url}, "resources": [{"name": "endless", "endpoint": {"path": "endless",
+            "paginator": {"type": "cursor", "cursor_path": "next_cursor", "cursor_param": "cursor"}}}]});
+        if let Some(m) = max_pages {
+            c["max_pages"] = json!(m);
+        }
+        c
+    };
+    let e = setup()
+        .run(config(Some(25)), json!({}))
+        .expect_err("endless");
+    assert!(
+        e.contains("resource `endless`")
+            && e.contains("max_pages (25)")
+            && e.contains("/endless?cursor=25"),
+        "{e}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 25);
+    // the user's limit stops it cleanly, with the default cap
+    calls.store(0, Ordering::SeqCst);
+    let mut run = setup();
+    run.run_with(config(None), json!({}), Some(10))
+        .expect("limited");
+    assert_eq!(run.count("endless"), 10);
+    assert_eq!(calls.load(Ordering::SeqCst), 10);
+}
+
+#[test]
+fn a_slow_body_and_a_redirect_loop_end_in_clear_errors() {
+    use std::io::Write;
+    let hops = Arc::new(AtomicUsize::new(0));
+    let h2 = hops.clone();
+    let url = raw_server(move |line, w| {
+        if line.contains("/trickle") {
+            // headers at once, then one byte every 200 ms: never done
+            w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n[")?;
+            loop {
+                std::thread::sleep(Duration::from_millis(200));
+                w.write_all(b" ")?;
+            }
+        }
+        h2.fetch_add(1, Ordering::SeqCst);
+        let to = if line.contains("/loop/a") {
+            "/loop/b"
+        } else {
+            "/loop/a"
+        };
+        w.write_all(format!("HTTP/1.1 302 Found\r\nLocation: {to}?api_key=K-secret\r\nContent-Length: 0\r\n\r\n").as_bytes())
+    });
+    let t = Instant::now();
+    let e = setup()
+        .run(json!({"client": {"base_url": url}, "request_timeout": 1, "request_max_attempts": 2, "request_backoff_factor": 0.01,
+                    "resources": [{"name": "trickle", "endpoint": {"path": "trickle"}}]}), json!({}))
+        .expect_err("slow");
+    assert!(
+        e.contains("resource `trickle`")
+            && e.contains("timed out after 1s")
+            && e.contains("after 2 attempts"),
+        "{e}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+    let e = setup()
+        .run(json!({"client": {"base_url": url}, "resources": [{"name": "loop", "endpoint": {"path": "loop/a"}}]}), json!({}))
+        .expect_err("loop");
+    assert!(
+        e.contains("resource `loop`") && e.contains("redirect loop") && e.contains("/loop/a"),
+        "{e}"
+    );
+    assert!(!e.contains("K-secret"), "{e}");
+    assert_eq!(
+        hops.load(Ordering::SeqCst),
+        11,
+        "the first request and 10 redirects"
+    );
+}
+
+#[test]
+fn infinite_or_huge_waits_and_extreme_settings_are_errors_not_panics() {
+    let url = serve(|r| {
+        let (k, v) = match r.path.as_str() {
+            "/inf" => ("Retry-After", "inf".to_string()),
+            "/huge" => ("Retry-After", "1e300".to_string()),
+            "/date" => ("Retry-After", "Fri, 31 Dec 9999 23:59:59 GMT".to_string()),
+            _ => ("x-ratelimit-reset", i64::MAX.to_string()),
+        };
+        let mut headers = vec![(k.to_string(), v)];
+        if r.path == "/reset" {
+            headers.push(("x-ratelimit-remaining".into(), "0".into()));
+        }
+        Reply {
+            status: 429,
+            headers,
+            body: "{}".into(),
+            delay: None,
+        }
+    });
+    for path in ["inf", "huge", "date", "reset"] {
+        let e = setup()
+            .run(fast_retries(json!({"client": {"base_url": url}, "resources": [{"name": path, "endpoint": {"path": path}}]})), json!({}))
+            .expect_err(path);
+        assert!(
+            e.contains("rate limited") && e.contains("max_rate_limit_wait") && !e.contains("panic"),
+            "{path}: {e}"
+        );
+    }
+    for (key, value) in [
+        ("request_timeout", json!(1e300)),
+        ("request_timeout", json!(-1)),
+        ("request_timeout", json!(0)),
+        ("request_max_retry_delay", json!(1e300)),
+        ("max_rate_limit_wait", json!(1e300)),
+        ("request_backoff_factor", json!(-1)),
+        ("rate_limit", json!(1e-300)),
+        ("rate_limit", json!(-5)),
+    ] {
+        let mut c = json!({"client": {"base_url": url}, "resources": ["x"]});
+        c[key] = value.clone();
+        let e = match registry()
+            .load("source", "rest_api")
+            .and_then(|p| p.open_source(&c, &json!({})))
+        {
+            Ok(_) => panic!("{key} = {value} accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            e.contains(&format!("`{key}`")) && !e.contains("panic"),
+            "{key} = {value}: {e}"
+        );
+    }
+}
+
+/// A TCP proxy to `upstream` that, while `blackhole` is set, forwards the first 200 bytes of
+/// the answer to any request for `page=2` and then goes silent, holding the connection open:
+/// a network that stops mid-page.
+fn blackhole_proxy(upstream: &str, blackhole: Arc<AtomicBool>) -> String {
+    use std::io::{Read, Write};
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let cut = Arc::new(AtomicBool::new(false));
+            let (mut c_in, mut s_out) = (
+                client.try_clone().expect("clone"),
+                server.try_clone().expect("clone"),
+            );
+            let (cut1, hole) = (cut.clone(), blackhole.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                while let Ok(n) = c_in.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    if hole.load(Ordering::SeqCst)
+                        && String::from_utf8_lossy(&buf[..n]).contains("page=2")
+                    {
+                        cut1.store(true, Ordering::SeqCst);
+                    }
+                    if s_out.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+            let (mut s_in, mut c_out) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                let mut after_cut = 0usize;
+                while let Ok(n) = s_in.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    let n = if cut.load(Ordering::SeqCst) {
+                        let room = 200usize.saturating_sub(after_cut);
+                        after_cut += n;
+                        n.min(room)
+                    } else {
+                        n
+                    };
+                    if n > 0 && c_out.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+#[test]
+fn a_network_that_goes_silent_mid_page_fails_retryably_and_the_next_run_loads_once() {
+    let backend = serve(|r| {
+        let p = page_of(&r.query, "page", 1);
+        ok(
+            json!({"data": items((p - 1) * 50, 50), "next": if p < 3 { json!(format!("/items?page={}", p + 1)) } else { Value::Null }}),
+        )
+    });
+    let hole = Arc::new(AtomicBool::new(true));
+    let proxy = blackhole_proxy(&backend, hole.clone());
+    let config = json!({"client": {"base_url": proxy}, "request_timeout": 1, "request_max_attempts": 2, "request_backoff_factor": 0.01,
+        "resources": [{"name": "items", "endpoint": {"path": "items", "paginator": "json_link"}}]});
+    let mut run = setup();
+    let t = Instant::now();
+    let e = run
+        .run_with(config.clone(), json!({}), None)
+        .expect_err("silent network");
+    let msg = format!("{e:#}");
+    assert!(e.is_retryable(), "retryable: {msg}");
+    assert!(
+        msg.contains("resource `items`") && msg.contains("timed out") && msg.contains("page=2"),
+        "{msg}"
+    );
+    // two attempts of one second each
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    hole.store(false, Ordering::SeqCst);
+    let info = run.run_with(config, json!({}), None).expect("the next run");
+    assert!(!info.has_failed_jobs());
+    assert_eq!(run.count("items"), 150);
+    assert_eq!(
+        run.q(r#"SELECT count(DISTINCT id) FROM "api"."items""#),
+        150,
+        "each record exactly once"
+    );
 }

@@ -1,7 +1,8 @@
 //! dlt's declarative `rest_api` source (spec i): a dlt user's `rest_api_source` dict, written as
 //! TOML or JSON, key for key.
 //!
-//! * `client`: `base_url`, `headers`, `paginator`, `auth` (secrets: `[sources.rest_api.auth]`).
+//! * `client`: `base_url`, `headers`, `paginator`, `auth` (secrets: `[sources.rest_api.auth]`),
+//!   `auth_origins` (sluice: the credentials go to `base_url`'s origin and these only).
 //! * `resources`: names or tables with `endpoint` (`path`, `method`, `params`, `json`, `headers`,
 //!   `paginator`, `data_selector`, `response_actions`, `incremental`, `auth`) and resource hints
 //!   (`write_disposition`, `primary_key`, `merge_key`, `columns`, `table_name`,
@@ -11,6 +12,9 @@
 //! * Incremental: `endpoint.incremental` (`cursor_path`, `initial_value`, `start_param`,
 //!   `end_param`, ...) binds the window to query parameters; `{incremental.start_value}`
 //!   placeholders work in path, params and json. The host filters the records and keeps state.
+//! * Values from the data substituted into a path are percent-encoded as one segment, so a
+//!   record cannot steer a request (`../../admin`, `https://evil/`).
+//! * Limits (sluice): `max_response_bytes`, `max_pages` (see `sluice_rest::Limits`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,7 +22,7 @@ use std::pin::Pin;
 use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use sluice_rest::{Auth, PaginatorConfig, ResponseAction, RestClient, RetryConfig};
+use sluice_rest::{Auth, Limits, PaginatorConfig, ResponseAction, RestClient, RetryConfig};
 use sluice_sdk::prelude::*;
 use sluice_sdk::resource::{IncrementalSpec, IncrementalWindow, KeyHint, WriteDispositionHint};
 use sluice_sdk::PageRequest;
@@ -33,6 +37,9 @@ struct ClientConfig {
     auth: Option<Value>,
     #[serde(default)]
     paginator: Option<PaginatorConfig>,
+    /// origins besides base_url's that get the credentials (sluice's; dlt sends them anywhere)
+    #[serde(default)]
+    auth_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -111,6 +118,8 @@ struct Config {
     rate_limit: Option<f64>,
     #[serde(flatten)]
     retry: RetryConfig,
+    #[serde(flatten)]
+    limits: Limits,
 }
 
 #[derive(Debug, Clone)]
@@ -233,6 +242,30 @@ struct Ctx<'a> {
     incremental: Option<&'a IncrementalWindow>,
     /// static/legacy values for `{name}` path placeholders
     named: &'a Map<String, Value>,
+    /// the names in `named` that come from parent records (legacy resolve params)
+    named_from_data: &'a [String],
+}
+
+/// A value substituted into a path, percent-encoded as one path segment: only RFC 3986's
+/// unreserved characters stay, so a parent record's `../../admin`, `https://evil/` or
+/// `a?b#c` cannot leave its segment, add a query or change the host.
+fn encode_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Whether a path has a `.` or `..` segment (which URL parsing resolves away, so no encoding
+/// keeps one from climbing).
+fn has_dot_segment(path: &str) -> bool {
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    path.split('/').any(|s| s == "." || s == "..")
 }
 
 fn value_text(v: &Value) -> String {
@@ -292,7 +325,31 @@ impl Ctx<'_> {
         })
     }
 
+    /// Whether the value of `{key}` comes from data (a parent record, the incremental
+    /// state) rather than from the config.
+    fn is_from_data(&self, key: &str) -> bool {
+        key.starts_with("resources.")
+            || key.starts_with("incremental.")
+            || self.named_from_data.iter().any(|n| n == key)
+    }
+
     fn render(&self, text: &str, resource: &str) -> Result<String> {
+        self.render_as(text, resource, false)
+    }
+
+    /// An endpoint path with its placeholders filled: values from data are percent-encoded
+    /// (one segment each); config values (a static `{org}` param) go in as written.
+    fn render_path(&self, text: &str, resource: &str) -> Result<String> {
+        let path = self.render_as(text, resource, true)?;
+        if has_dot_segment(&path) && !has_dot_segment(text) {
+            return Err(Error::data(format!(
+                "resource `{resource}`: a value from the data makes the path `{text}` climb (`.` or `..` as a segment): refused"
+            )));
+        }
+        Ok(path)
+    }
+
+    fn render_as(&self, text: &str, resource: &str, path: bool) -> Result<String> {
         let mut out = String::with_capacity(text.len());
         let mut chars = text.char_indices().peekable();
         while let Some((i, c)) = chars.next() {
@@ -310,7 +367,12 @@ impl Ctx<'_> {
                         Error::config(format!("resource `{resource}`: unclosed `{{` in `{text}`"))
                     })?;
                     let key = &text[i + 1..i + end];
-                    out.push_str(&value_text(&self.lookup(key, resource)?));
+                    let value = value_text(&self.lookup(key, resource)?);
+                    if path && self.is_from_data(key) {
+                        out.push_str(&encode_segment(&value));
+                    } else {
+                        out.push_str(&value);
+                    }
                     while chars.peek().is_some_and(|(j, _)| *j <= i + end) {
                         chars.next();
                     }
@@ -369,9 +431,12 @@ impl RestApi {
             headers,
             client_auth,
             config.retry.clone(),
-        )?;
+        )
+        .and_then(|c| c.with_auth_origins(&config.client.auth_origins))
+        .map_err(config_error)?
+        .with_limits(config.limits.clone());
         if let Some(r) = config.rate_limit {
-            base = base.with_rate_limit(r);
+            base = base.with_rate_limit(r).map_err(config_error)?;
         }
         let defaults = config.resource_defaults.clone().unwrap_or(Value::Null);
         let mut resources: IndexMap<String, Resource> = IndexMap::new();
@@ -538,6 +603,7 @@ async fn run_endpoint(
 ) -> Result<u64> {
     let name = res.descriptor.name.as_str();
     let mut named = Map::new();
+    let named_from_data: Vec<String> = res.resolve.iter().map(|(p, _, _)| p.clone()).collect();
     // legacy resolve params and static params fill `{name}` path placeholders
     for (k, v) in &res.endpoint.params {
         if !v.is_object() {
@@ -557,8 +623,9 @@ async fn run_endpoint(
         parent,
         incremental: window,
         named: &named,
+        named_from_data: &named_from_data,
     };
-    let path = ctx.render(&res.path, name)?;
+    let path = ctx.render_path(&res.path, name)?;
     let mut request = PageRequest {
         url: res.client.url(&path),
         method: res.endpoint.method.clone().unwrap_or_else(|| "GET".into()),
@@ -749,3 +816,43 @@ fn plugin() -> Plugin {
 }
 
 sluice_sdk::declare_plugin!(pub fn plugin_module = plugin);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn data_values_in_paths_stay_one_segment() {
+        assert_eq!(encode_segment("../../admin"), "..%2F..%2Fadmin");
+        assert_eq!(encode_segment("https://evil/"), "https%3A%2F%2Fevil%2F");
+        assert_eq!(encode_segment("a b?c#d%"), "a%20b%3Fc%23d%25");
+        assert_eq!(encode_segment("owner-1_x.y~"), "owner-1_x.y~");
+        assert_eq!(encode_segment("é"), "%C3%A9");
+        let parent = json!({"id": "../../admin", "dots": "..", "n": 7});
+        let named = Map::from_iter([("org".to_string(), json!("my/org"))]);
+        let ctx = Ctx {
+            parent_name: Some("p"),
+            parent: Some(&parent),
+            incremental: None,
+            named: &named,
+            named_from_data: &[],
+        };
+        assert_eq!(
+            ctx.render_path("orgs/{org}/items/{resources.p.id}/n/{resources.p.n}", "c")
+                .expect("path"),
+            "orgs/my/org/items/..%2F..%2Fadmin/n/7",
+            "config values as written, data values encoded"
+        );
+        let e = ctx
+            .render_path("items/{resources.p.dots}/detail", "c")
+            .expect_err("climbs");
+        assert!(e.message.contains("climb"), "{e}");
+        assert!(ctx.render_path("items/{resources.p.dots}x", "c").is_ok());
+        // params (query values) are encoded by the HTTP client, not here
+        assert_eq!(
+            ctx.render("{resources.p.id}", "c").expect("text"),
+            "../../admin"
+        );
+    }
+}

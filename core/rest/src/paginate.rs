@@ -536,8 +536,9 @@ pub fn detect(response: &PageResponse, records: &[Value]) -> Box<dyn Paginator> 
     }
     if response.body.is_array() && !records.is_empty() {
         tracing::warn!(
+            target: "sluice::rest",
             "no paginator configured or detected for {}: reading a single page",
-            response.url
+            sluice_sdk::redact_url(&response.url)
         );
     }
     Box::new(SinglePage::default())
@@ -589,6 +590,43 @@ mod tests {
         assert_eq!(
             detect(&resp(json!({"data": []}), None), &[]).describe(),
             "single_page"
+        );
+    }
+
+    #[test]
+    fn the_single_page_warning_redacts_the_url() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("lock").extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let w = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || w.clone())
+            .with_ansi(false)
+            .finish();
+        let mut r = resp(json!([{"id": 1}]), None);
+        r.url = "https://u:pw@h/api/items?per_page=50&api_key=K-SECRET".into();
+        tracing::subscriber::with_default(subscriber, || {
+            assert_eq!(detect(&r, &[json!({"id": 1})]).describe(), "single_page");
+        });
+        let logged = String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf8");
+        assert!(logged.contains("WARN"), "{logged}");
+        assert!(
+            logged.contains("https://***@h/api/items?per_page=50&api_key=***"),
+            "{logged}"
+        );
+        assert!(
+            !logged.contains("K-SECRET") && !logged.contains("pw@"),
+            "{logged}"
         );
     }
 

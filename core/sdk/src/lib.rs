@@ -62,6 +62,7 @@ pub mod export;
 mod json;
 pub mod manifest;
 pub mod paginator;
+mod redact;
 pub mod resource;
 mod runtime;
 pub mod schema;
@@ -79,6 +80,7 @@ pub use error::{Error, Result};
 pub use export::Plugin;
 pub use json::{json_schema, json_text_array, json_text_batch, json_texts, JsonBatchBuilder};
 pub use paginator::{PageRequest, PageResponse, Paginator};
+pub use redact::{redact_url, redact_urls, URL_QUERY_ALLOW_LIST};
 pub use resource::{
     DataFormat, IncrementalSpec, KeyHint, ResourceDescriptor, ResourceRequest,
     WriteDispositionHint, JSON_COLUMN,
