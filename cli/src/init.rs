@@ -100,7 +100,10 @@ pub fn run(registry: &Registry, args: InitArgs) -> Result<ExitCode, String> {
             "usage: sluice init <source> <destination> (see `sluice init --list-sources`)".into(),
         );
     };
-    let dest = registry.find("destination", &destination).map_err(|_| {
+    let dest = registry.find("destination", &destination).map_err(|e| {
+        if matches!(e, sluice_registry::Error::Shadowed { .. }) {
+            return e.to_string();
+        }
         let known: Vec<String> = names_of_kind(registry, "destination")
             .into_iter()
             .map(|(n, _)| n)
@@ -114,7 +117,11 @@ pub fn run(registry: &Registry, args: InitArgs) -> Result<ExitCode, String> {
             }
         )
     })?;
-    let src = registry.find("source", &source).ok();
+    let src = match registry.find("source", &source) {
+        Ok(m) => Some(m),
+        Err(e @ sluice_registry::Error::Shadowed { .. }) => return Err(e.to_string()),
+        Err(_) => None,
+    };
     let files = render(&source, src.as_ref(), &dest);
     let dir = &args.location;
     let existing: Vec<&(PathBuf, String)> =
@@ -144,7 +151,11 @@ pub fn run(registry: &Registry, args: InitArgs) -> Result<ExitCode, String> {
         }
     }
     for (rel, text) in &files {
-        write(&dir.join(rel), text)?;
+        if rel == Path::new(SECRETS_FILE) {
+            write_private(&dir.join(rel), text)?;
+        } else {
+            write(&dir.join(rel), text)?;
+        }
     }
     let pipeline_file = files[0].0.display().to_string();
     println!(
@@ -158,12 +169,60 @@ pub fn run(registry: &Registry, args: InitArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn write(path: &Path, text: &str) -> Result<(), String> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| format!("cannot create `{}`: {e}", parent.display()))?;
+/// Where `sluice init` puts the secrets, relative to the project folder.
+const SECRETS_FILE: &str = ".sluice/secrets.toml";
+
+/// Creates `path`'s parent folders; the project's `.sluice/` folder, when this creates it, is
+/// private to the user (0700).
+fn create_parents(path: &Path) -> Result<(), String> {
+    let Some(parent) = path.parent() else {
+        return Ok(());
+    };
+    if parent.is_dir() {
+        return Ok(());
     }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    if parent.file_name().is_some_and(|n| n == ".sluice") {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(parent)
+        .map_err(|e| format!("cannot create `{}`: {e}", parent.display()))
+}
+
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    create_parents(path)?;
     std::fs::write(path, text).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+}
+
+/// Writes a file only its owner can read (0600): a new file of that mode is written beside it,
+/// then renamed over it, so an existing file's looser mode is not kept and a link at `path` is
+/// replaced, not followed.
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    create_parents(path)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let result = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(text.as_bytes())?;
+            f.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&tmp, path));
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("cannot write `{}`: {e}", path.display())
+    })
 }
 
 /// The files to write, the pipeline file first.
@@ -237,7 +296,7 @@ pub fn render(
     vec![
         (PathBuf::from(format!("{name}.toml")), p),
         (PathBuf::from(".sluice/config.toml"), config),
-        (PathBuf::from(".sluice/secrets.toml"), secrets),
+        (PathBuf::from(SECRETS_FILE), secrets),
         (PathBuf::from(".gitignore"), gitignore),
     ]
 }

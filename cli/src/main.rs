@@ -28,6 +28,12 @@ struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     plugin_dir: Vec<PathBuf>,
 
+    /// Use a plugin of the project's ./.sluice/plugins even where it replaces an installed
+    /// plugin of the same kind and name (it then gets that plugin's secrets). Without this
+    /// (or SLUICE_TRUST_PROJECT_PLUGINS=1) such a plugin is refused.
+    #[arg(long, global = true)]
+    trust_project_plugins: bool,
+
     /// More log output (-v info, -vv debug, -vvv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -91,6 +97,9 @@ fn main() -> ExitCode {
     let mut search = SearchPath::standard();
     for dir in cli.plugin_dir.iter().rev() {
         search.prepend(dir.clone());
+    }
+    if cli.trust_project_plugins {
+        search = search.trust_project_plugins(true);
     }
     let registry = Registry::new(search);
     let result = match cli.command {

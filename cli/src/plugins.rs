@@ -54,10 +54,20 @@ fn list(registry: &Registry) -> Result<ExitCode, String> {
         "STATUS".into(),
         "PATH".into(),
     ]];
+    let trusted = registry.search_path().trusts_project_plugins();
     for d in &found {
-        let status = d
-            .incompatibility()
-            .map_or_else(|| "ok".to_string(), |why| format!("incompatible: {why}"));
+        let status = match (d.incompatibility(), registry.shadowed_by(d)) {
+            (Some(why), _) => format!("incompatible: {why}"),
+            (None, Some(installed)) if trusted => format!(
+                "ok (project plugin, replaces {} as --trust-project-plugins is given)",
+                installed.display()
+            ),
+            (None, Some(installed)) => format!(
+                "refused: a project plugin with the name of {}; use --trust-project-plugins to use it",
+                installed.display()
+            ),
+            (None, None) => "ok".to_string(),
+        };
         match &d.manifest {
             Ok(m) => rows.push([
                 m.name.clone(),
@@ -102,9 +112,15 @@ fn print_table(rows: &[[String; 6]]) {
 }
 
 fn info(registry: &Registry, name: &str) -> Result<ExitCode, String> {
+    let shadowed =
+        |e: &sluice_registry::Error| matches!(e, sluice_registry::Error::Shadowed { .. });
     let manifest = match registry.find("source", name) {
         Ok(m) => m,
-        Err(_) => registry.find("destination", name).map_err(|_| {
+        Err(e) if shadowed(&e) => return Err(e.to_string()),
+        Err(_) => registry.find("destination", name).map_err(|e| {
+            if shadowed(&e) {
+                return e.to_string();
+            }
             let mut known: Vec<String> = registry
                 .discover()
                 .into_iter()

@@ -20,6 +20,27 @@ pub enum Error {
         /// Names of the plugins of that kind that were found.
         available: Vec<String>,
     },
+    /// A plugin in the project folder has the kind and name of an installed plugin, and project
+    /// plugins are not trusted.
+    #[error(
+        "the project folder has its own {kind} plugin `{name}` ({}), which would replace the \
+         installed one ({}) and receive its secrets; refusing to use either\nhint: if you \
+         trust this project's plugin, pass --trust-project-plugins (or set \
+         SLUICE_TRUST_PROJECT_PLUGINS=1); to use the installed plugin, remove or rename `{}`",
+        .project.display(),
+        .installed.display(),
+        .project.display()
+    )]
+    Shadowed {
+        /// `source` or `destination`.
+        kind: String,
+        /// The plugin name.
+        name: String,
+        /// The project folder's manifest.
+        project: PathBuf,
+        /// The installed manifest it would replace.
+        installed: PathBuf,
+    },
     /// A manifest file could not be read or parsed.
     #[error("invalid plugin manifest `{}`: {message}", .path.display())]
     Manifest {

@@ -36,7 +36,7 @@ pub use error::{Error, Result};
 pub use foreign::{blocking, ForeignClient, ForeignDestination, ForeignSource, ForeignStream};
 pub use loader::LoadedPlugin;
 pub use manifest::PluginManifest;
-pub use search::SearchPath;
+pub use search::{DirOrigin, ManifestFile, SearchPath, TRUST_PROJECT_PLUGINS_ENV};
 
 /// A plugin found on the search path, with its manifest (or why it could not be read) and
 /// whether this host can load it.
@@ -44,6 +44,8 @@ pub use search::SearchPath;
 pub struct Discovered {
     /// The manifest file.
     pub path: PathBuf,
+    /// The kind of directory it was found in.
+    pub origin: DirOrigin,
     /// The parsed manifest, or the parse error.
     pub manifest: Result<PluginManifest>,
 }
@@ -93,22 +95,63 @@ impl Registry {
     /// Every plugin manifest on the search path (no code is loaded).
     pub fn discover(&self) -> Vec<Discovered> {
         self.search
-            .manifest_files()
+            .manifest_entries()
             .into_iter()
-            .map(|path| Discovered {
-                manifest: PluginManifest::read(&path),
-                path,
+            .map(|f| Discovered {
+                manifest: PluginManifest::read(&f.path),
+                path: f.path,
+                origin: f.origin,
             })
             .collect()
     }
 
+    /// For a plugin found in the project folder: the installed (or explicitly given) manifest
+    /// of the same kind and name that it would replace, if there is one.
+    pub fn shadowed_by(&self, found: &Discovered) -> Option<PathBuf> {
+        let m = found.manifest.as_ref().ok()?;
+        if found.origin != DirOrigin::Project {
+            return None;
+        }
+        self.discover()
+            .into_iter()
+            .filter(|d| d.origin != DirOrigin::Project)
+            .find(|d| {
+                d.manifest
+                    .as_ref()
+                    .is_ok_and(|o| o.kind == m.kind && o.name == m.name)
+            })
+            .map(|d| d.path)
+    }
+
     /// The manifest of the `kind` plugin `name` (first on the search path), or an error that
     /// lists every directory searched and the plugins that exist.
+    ///
+    /// A plugin in the project folder (`./.sluice/plugins`) that has the kind and name of an
+    /// installed plugin is refused with [`Error::Shadowed`], which says how to opt in, unless
+    /// project plugins are trusted ([`SearchPath::trust_project_plugins`]); then it is used,
+    /// with a warning.
     pub fn find(&self, kind: &str, name: &str) -> Result<PluginManifest> {
         let mut available = Vec::new();
+        let mut project: Option<PluginManifest> = None;
         for found in self.discover() {
             match found.manifest {
-                Ok(m) if m.kind == kind && m.name == name => return Ok(m),
+                Ok(m) if m.kind == kind && m.name == name => match (&project, found.origin) {
+                    (None, DirOrigin::Project) => project = Some(m),
+                    (Some(_), DirOrigin::Project) => {}
+                    (None, _) => return Ok(m),
+                    (Some(p), _) => {
+                        if !self.search.trusts_project_plugins() {
+                            return Err(Error::Shadowed {
+                                kind: kind.to_string(),
+                                name: name.to_string(),
+                                project: p.path.clone(),
+                                installed: m.path,
+                            });
+                        }
+                        warn_once(kind, name, &p.path, &m.path);
+                        return Ok(project.take().expect("project manifest"));
+                    }
+                },
                 Ok(m) if m.kind == kind => {
                     if !available.contains(&m.name) {
                         available.push(m.name)
@@ -119,6 +162,10 @@ impl Registry {
                     tracing::warn!(target: "sluice::registry", "skipping {}: {e}", found.path.display())
                 }
             }
+        }
+        // a new name from the project folder
+        if let Some(p) = project {
+            return Ok(p);
         }
         available.sort();
         Err(Error::NotFound {
@@ -184,5 +231,30 @@ impl Registry {
         }
         let manifest = loader::manifest_from_library(&path)?;
         loader::load_library(manifest, &path, &self.settings)
+    }
+}
+
+/// The warning for a trusted project plugin that replaces an installed one, once per process
+/// for each plugin (a run looks a plugin up more than once).
+fn warn_once(kind: &str, name: &str, project: &Path, installed: &Path) {
+    type Seen = Vec<(String, String, PathBuf)>;
+    static WARNED: std::sync::Mutex<Seen> = std::sync::Mutex::new(Vec::new());
+    let key = (kind.to_string(), name.to_string(), project.to_path_buf());
+    let first = WARNED.lock().map_or(true, |mut w| {
+        if w.contains(&key) {
+            false
+        } else {
+            w.push(key);
+            true
+        }
+    });
+    if first {
+        tracing::warn!(
+            target: "sluice::registry",
+            "using the project's {kind} plugin `{name}` ({}) instead of the installed one ({}), because project plugins are trusted (--trust-project-plugins or {}); it receives the {kind}'s secrets",
+            project.display(),
+            installed.display(),
+            TRUST_PROJECT_PLUGINS_ENV
+        );
     }
 }

@@ -2,11 +2,23 @@
 //!
 //! 1. manifest: ABI major, platform library present, optional sha256 — no code loaded;
 //! 2. `dlopen(RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE)`: missing symbols fail here, with the
-//!    loader's message; each plugin keeps its own std, tokio and arrow private;
+//!    loader's message; each plugin keeps its own std, tokio and arrow private. The library is
+//!    opened once, and every later step reads through that one loaded object (abi_stable's
+//!    `dlopen` of the same name returns it: the dynamic loader matches loaded objects by name);
 //! 3. the `sluice_plugin_declaration` static: magic, ABI major, `panic = "unwind"` — still no
 //!    plugin function has run;
 //! 4. abi_stable's header and recursive layout check of the root module;
 //! 5. `manifest_json` cross-checked with the manifest, then `init` with the host callbacks.
+//!
+//! A manifest that pins the library's sha256 gets the bytes it checked, not whatever the path
+//! holds a moment later: the file is opened once and copied through the hash into a sealed
+//! `memfd` (no write, grow, shrink or further seals), the digest is compared, and the loader
+//! maps that memfd (`dlopen("/proc/self/fd/N")`). Replacing the file (rename) or rewriting it in
+//! place after the check changes nothing that is loaded. The memfd stays open for the life of
+//! the process, so its `/proc/self/fd/N` name can never name another library (the dynamic loader
+//! would hand out the first one for the same name). The price is the library's size in memory
+//! for pinned plugins; unpinned plugins load from their path. (Off Linux there is no memfd: the
+//! file is hashed, then loaded by path, which is not race-free.)
 //!
 //! Libraries are never unloaded (unloading Rust libraries with thread-locals is unsound), so a
 //! loaded plugin lives as long as the process; loading the same file twice returns the same
@@ -30,12 +42,17 @@ pub struct LoadedPlugin {
     pub manifest: PluginManifest,
     /// The library file (canonical).
     pub library: PathBuf,
+    /// What the dynamic loader mapped: `library`, or for a library pinned by sha256 the sealed
+    /// in-memory copy that was checked (`/proc/self/fd/N`).
+    pub loaded_from: PathBuf,
     /// What the library declared.
     pub declaration: PluginDeclaration,
     /// The manifest the library itself returned.
     pub manifest_json: Value,
     module: PluginModuleRef,
     poisoned: AtomicBool,
+    /// The sha256 the loaded bytes were checked against, for a pinned library.
+    verified_sha256: Option<String>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -123,20 +140,144 @@ fn load_error(name: &str, path: &Path, message: impl Into<String>) -> Error {
     }
 }
 
-fn sha256_hex(path: &Path) -> std::io::Result<String> {
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sha_mismatch(name: &str, library: &Path, actual: &str, expected: &str) -> Error {
+    load_error(
+        name,
+        library,
+        format!("its sha256 is {actual} but the manifest expects {expected}; the file was changed or replaced, so it is not loaded\nhint: reinstall the plugin, or update `[library.sha256]` in its manifest if you replaced the library on purpose"),
+    )
+}
+
+/// Opens `library` once, copies it through sha256 into a sealed memfd, compares the digest with
+/// `expected`, and returns the path the dynamic loader can map the copy by
+/// (`/proc/self/fd/N`). The memfd is kept open for the rest of the process.
+#[cfg(target_os = "linux")]
+fn pinned_copy(name: &str, library: &Path, expected: &str) -> Result<PathBuf> {
     use sha2::{Digest, Sha256};
-    let bytes = std::fs::read(path)?;
-    let digest = Sha256::digest(&bytes);
-    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+    use std::io::{Read, Write};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    let io = |what: &str, e: std::io::Error| load_error(name, library, format!("{what}: {e}"));
+    let mut file = std::fs::File::open(library).map_err(|e| io("cannot open it", e))?;
+    let meta = file.metadata().map_err(|e| io("cannot stat it", e))?;
+    if !meta.is_file() {
+        return Err(load_error(name, library, "it is not a regular file"));
+    }
+    let memfd_name = std::ffi::CString::new(format!("sluice-plugin-{name}"))
+        .unwrap_or_else(|_| c"sluice-plugin".to_owned());
+    // SAFETY: a plain syscall with a valid C string; the result is checked.
+    let fd = unsafe {
+        libc::memfd_create(
+            memfd_name.as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    };
+    if fd < 0 {
+        return Err(io(
+            "cannot create the in-memory copy it is checked and loaded from",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: `fd` was just created and is owned by nothing else.
+    let mut copy = unsafe { std::fs::File::from_raw_fd(fd) };
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io("cannot read it", e)),
+        };
+        hasher.update(&buf[..n]);
+        copy.write_all(&buf[..n])
+            .map_err(|e| io("cannot copy it to memory", e))?;
+    }
+    drop(file);
+    let actual = hex(&hasher.finalize());
+    if !actual.eq_ignore_ascii_case(expected) {
+        return Err(sha_mismatch(name, library, &actual, expected));
+    }
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: fcntl on a valid fd we own.
+    if unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+        return Err(io(
+            "cannot seal its in-memory copy",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    let mut fd: OwnedFd = copy.into();
+    // The loader matches loaded objects by name first. Our fd number cannot name one of ours
+    // (those fds stay open), but should anything else in this process have loaded a
+    // `/proc/self/fd/N` and closed N, take another number.
+    let mut tried: Vec<OwnedFd> = Vec::new();
+    let path = loop {
+        let path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        let c = std::ffi::CString::new(path.as_os_str().to_string_lossy().as_bytes())
+            .map_err(|e| load_error(name, library, e.to_string()))?;
+        // SAFETY: RTLD_NOLOAD maps nothing and runs no code; it only looks the name up.
+        let existing = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOLOAD | libc::RTLD_LAZY) };
+        if existing.is_null() {
+            break path;
+        }
+        // SAFETY: drops the reference the lookup took.
+        unsafe { libc::dlclose(existing) };
+        if tried.len() >= 16 {
+            return Err(load_error(
+                name,
+                library,
+                "no free name to load its checked copy by",
+            ));
+        }
+        let next = fd
+            .try_clone()
+            .map_err(|e| io("cannot duplicate a descriptor", e))?;
+        tried.push(std::mem::replace(&mut fd, next));
+    };
+    drop(tried);
+    if !path.exists() {
+        return Err(load_error(
+            name,
+            library,
+            "/proc is not mounted, so its checked copy cannot be loaded",
+        ));
+    }
+    // the name must stay unique for the life of the process: this fd is never closed (if the
+    // load fails below, the copy is kept too; loads are few and failures end the command)
+    let _ = std::os::fd::IntoRawFd::into_raw_fd(fd);
+    Ok(path)
+}
+
+/// Off Linux: hash the file, then load it by path (not race-free: see the module docs).
+#[cfg(not(target_os = "linux"))]
+fn pinned_copy(name: &str, library: &Path, expected: &str) -> Result<PathBuf> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(library).map_err(|e| load_error(name, library, e.to_string()))?;
+    let actual = hex(&Sha256::digest(&bytes));
+    if !actual.eq_ignore_ascii_case(expected) {
+        return Err(sha_mismatch(name, library, &actual, expected));
+    }
+    Ok(library.to_path_buf())
 }
 
 /// Reads the declaration of the library at `path` (step 2 and 3). The library stays loaded.
 pub fn read_declaration(name: &str, path: &Path) -> Result<PluginDeclaration> {
+    declaration_at(name, path, path)
+}
+
+/// [`read_declaration`] of the library the loader maps from `load_path`; errors name `shown`
+/// (the file the user knows).
+fn declaration_at(name: &str, shown: &Path, load_path: &Path) -> Result<PluginDeclaration> {
+    let path = shown;
     // SAFETY: opening a library runs its initializers; sluice plugins have no life before main
     // (the SDK does all setup in `init`). RTLD_NODELETE keeps it mapped forever.
     let lib = unsafe {
         libloading::os::unix::Library::open(
-            Some(path),
+            Some(load_path),
             libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_LOCAL | libc::RTLD_NODELETE,
         )
     }
@@ -241,19 +382,28 @@ pub(crate) fn load_library(
         .lock()
         .map_err(|_| load_error(&name, library, "the plugin registry lock is poisoned"))?;
     if let Some(p) = cache.get(library) {
+        // a pinned manifest only gets an instance whose bytes were checked against its digest
+        if let Some(expected) = &manifest.sha256 {
+            if !p
+                .verified_sha256
+                .as_deref()
+                .is_some_and(|v| v.eq_ignore_ascii_case(expected))
+            {
+                return Err(load_error(
+                    &name,
+                    library,
+                    format!("it was loaded earlier in this process without the check of sha256 {expected} its manifest `{}` asks for", manifest.path.display()),
+                ));
+            }
+        }
         return Ok(p.clone());
     }
-    if let Some(expected) = &manifest.sha256 {
-        let actual = sha256_hex(library).map_err(|e| load_error(&name, library, e.to_string()))?;
-        if !actual.eq_ignore_ascii_case(expected) {
-            return Err(load_error(
-                &name,
-                library,
-                format!("its sha256 is {actual} but the manifest expects {expected}; the file was changed or replaced"),
-            ));
-        }
-    }
-    let declaration = read_declaration(&name, library)?;
+    // a pinned library is checked and loaded from one in-memory copy of one open file
+    let load_path = match &manifest.sha256 {
+        Some(expected) => pinned_copy(&name, library, expected)?,
+        None => library.to_path_buf(),
+    };
+    let declaration = declaration_at(&name, library, &load_path)?;
     let host = PluginDeclaration::current();
     if declaration.abi_major != sluice_abi::ABI_MAJOR {
         return Err(Error::AbiMismatch {
@@ -275,8 +425,9 @@ pub(crate) fn load_library(
         ));
     }
     // SAFETY: the declaration says this is a sluice plugin of our ABI; abi_stable now checks
-    // the layouts recursively before we call anything.
-    let module = unsafe { sluice_abi::load_root_module(library) }.map_err(|e| {
+    // the layouts recursively before we call anything. The same name reaches the object
+    // opened above.
+    let module = unsafe { sluice_abi::load_root_module(&load_path) }.map_err(|e| {
         tracing::debug!(target: "sluice::registry", plugin = %name, report = %e.full, "layout check failed");
         Error::Layout {
             name: name.clone(),
@@ -329,16 +480,19 @@ pub(crate) fn load_library(
     )
     .into_result()
     .map_err(|e| Error::Plugin(e.into()))?;
+    let verified_sha256 = manifest.sha256.clone();
     let plugin = Arc::new(LoadedPlugin {
         manifest,
         library: library.to_path_buf(),
+        loaded_from: load_path.clone(),
         declaration,
         manifest_json,
         module,
         poisoned: AtomicBool::new(false),
+        verified_sha256,
     });
     cache.insert(library.to_path_buf(), plugin.clone());
-    tracing::debug!(target: "sluice::registry", plugin = %plugin.name(), library = %library.display(), "plugin loaded");
+    tracing::debug!(target: "sluice::registry", plugin = %plugin.name(), library = %library.display(), loaded_from = %load_path.display(), "plugin loaded");
     Ok(plugin)
 }
 

@@ -115,6 +115,13 @@ impl PluginManifest {
                     .and_then(|t| t.get(&key))
                     .and_then(toml::Value::as_str)
                     .map(String::from);
+                if let Some(sha) = &sha {
+                    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(bad(format!(
+                            "`[library.sha256]` `{key}` must be 64 hex digits (a sha256), got `{sha}`"
+                        )));
+                    }
+                }
                 (Some(dir.join(file)), sha)
             }
             _ => (None, None),

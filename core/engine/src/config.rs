@@ -20,7 +20,10 @@ use crate::{Error, Result};
 pub const PLACEHOLDER: &str = "<configure me>";
 
 /// Where values come from.
-#[derive(Debug, Clone, Default)]
+///
+/// Its `Debug` output shows the files and the shape of each document, never a value: every
+/// value of secrets.toml and the environment, and every string of config.toml, is `***`.
+#[derive(Clone, Default)]
 pub struct Providers {
     env: BTreeMap<String, String>,
     secrets: Value,
@@ -30,7 +33,9 @@ pub struct Providers {
 }
 
 /// A resolved plugin configuration: the config and secrets objects the plugin gets.
-#[derive(Debug, Clone, Default)]
+///
+/// Its `Debug` output shows the config with its strings masked and only the keys of the secrets.
+#[derive(Clone, Default)]
 pub struct Resolved {
     /// Non-secret values.
     pub config: Value,
@@ -38,11 +43,119 @@ pub struct Resolved {
     pub secrets: Value,
 }
 
+/// `value` with every leaf replaced by `***` (`all`), or only every string (`!all`).
+fn masked(value: &Value, all: bool) -> Value {
+    match value {
+        Value::Object(m) => {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), masked(v, all))).collect())
+        }
+        Value::Array(a) => Value::Array(a.iter().map(|v| masked(v, all)).collect()),
+        Value::String(_) => Value::String("***".into()),
+        other if all && !other.is_null() => Value::String("***".into()),
+        other => other.clone(),
+    }
+}
+
+impl std::fmt::Debug for Providers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Providers")
+            .field(
+                "env",
+                &format_args!("<{} variables, values hidden>", self.env.len()),
+            )
+            .field("secrets_path", &self.secrets_path)
+            .field("secrets", &masked(&self.secrets, true))
+            .field("config_path", &self.config_path)
+            .field("config", &masked(&self.config, false))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Resolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolved")
+            .field("config", &masked(&self.config, false))
+            .field("secrets", &masked(&self.secrets, true))
+            .finish()
+    }
+}
+
+/// Where in `text` the byte offset `at` is: 1-based line and column (in characters).
+fn line_column(text: &str, at: usize) -> (usize, usize) {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit_once('\n')
+        .map_or(before, |(_, l)| l)
+        .chars()
+        .count()
+        + 1;
+    (line, column)
+}
+
+/// What a TOML parser error says went wrong, with no text of the document: the parser's message
+/// (never its quote of the source line) on one line, where every backquoted part that is not a
+/// plain key name or a short token is masked.
+fn error_kind(message: &str) -> String {
+    let keep = |quoted: &str| {
+        (!quoted.is_empty()
+            && quoted.len() <= 64
+            && quoted
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+            || (quoted.len() <= 4 && quoted.chars().all(|c| c.is_ascii_punctuation()))
+    };
+    let mut out = String::new();
+    for line in message.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if !out.is_empty() {
+            out.push_str("; ");
+        }
+        for (i, part) in line.split('`').enumerate() {
+            if i % 2 == 0 {
+                out.push_str(part);
+            } else {
+                out.push('`');
+                out.push_str(if keep(part) { part } else { "..." });
+                out.push('`');
+            }
+        }
+    }
+    if out.is_empty() {
+        "invalid TOML".into()
+    } else {
+        out
+    }
+}
+
+/// Reads a TOML provider file. A syntax error names the file, the line and column and what is
+/// wrong, but never shows the line: in secrets.toml it may hold a secret (the parser's own
+/// message quotes the source line).
 fn read_toml(path: &Path) -> Result<Value> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let v: toml::Value = toml::from_str(&text)
-        .map_err(|e| Error::config(format!("{}: {}", path.display(), e.to_string().trim_end())))?;
-    serde_json::to_value(v).map_err(|e| Error::config(format!("{}: {e}", path.display())))
+    let v: toml::Value = toml::from_str(&text).map_err(|e| {
+        let at = match e.span() {
+            Some(span) => {
+                let (line, column) = line_column(&text, span.start);
+                format!(" at line {line}, column {column}")
+            }
+            None => String::new(),
+        };
+        Error::config(format!(
+            "{}: invalid TOML{at}: {}\nhint: the line is not shown, as the file may hold secrets",
+            path.display(),
+            error_kind(e.message())
+        ))
+    })?;
+    serde_json::to_value(v).map_err(|_| {
+        Error::config(format!(
+            "{}: a value cannot be represented as JSON",
+            path.display()
+        ))
+    })
 }
 
 impl Providers {
@@ -175,7 +288,7 @@ impl Providers {
                 };
                 match found {
                     Some(v) => {
-                        let v = convert(key, v, kind, section)?;
+                        let v = convert(key, v, kind, section, is_secret)?;
                         target
                             .as_object_mut()
                             .expect("object")
@@ -311,7 +424,7 @@ fn is_missing(v: &Value) -> bool {
 }
 
 /// Converts a provider value (environment values are strings) to the declared type.
-fn convert(key: &ConfigKey, v: Value, kind: &str, section: &str) -> Result<Value> {
+fn convert(key: &ConfigKey, v: Value, kind: &str, section: &str, is_secret: bool) -> Result<Value> {
     let Value::String(s) = &v else { return Ok(v) };
     let bad = |ty: &str| {
         Error::config(format!(
@@ -322,9 +435,10 @@ fn convert(key: &ConfigKey, v: Value, kind: &str, section: &str) -> Result<Value
             } else {
                 "destination"
             },
-            // only short scalar values are shown: a string given where a table was expected may
-            // be a connection string with its password
-            if matches!(key.ty.as_str(), "integer" | "number" | "boolean") {
+            // only short scalar values of config keys are shown: a string given where a table
+            // was expected may be a connection string with its password, and a secret is never
+            // shown
+            if !is_secret && matches!(key.ty.as_str(), "integer" | "number" | "boolean") {
                 s.as_str()
             } else {
                 "..."
@@ -580,5 +694,115 @@ type = "object"
             .expect_err("bad int")
             .to_string();
         assert!(e.contains("per_page") && e.contains("integer"), "{e}");
+    }
+
+    #[test]
+    fn debug_output_hides_every_secret_and_env_value() {
+        let p = Providers::from_parts(
+            env(&[("SOURCES__GITHUB__ACCESS_TOKEN", "env-canary-1")]),
+            json!({"sources": {"github": {"access_token": "toml-canary-2", "pin": 4242}}}),
+            json!({"sources": {"github": {"owner": "o", "dsn": "postgresql://u:cfg-canary-3@h/db", "per_page": 50}}}),
+        );
+        let text = format!("{p:?} {p:#?}");
+        for canary in ["env-canary-1", "toml-canary-2", "4242", "cfg-canary-3"] {
+            assert!(!text.contains(canary), "{canary} in {text}");
+        }
+        // the shape stays visible for debugging
+        assert!(
+            text.contains("access_token") && text.contains("per_page") && text.contains("50"),
+            "{text}"
+        );
+        let r = p
+            .resolve(
+                &manifest(),
+                "sources",
+                "github",
+                None,
+                &json!({}),
+                &json!({}),
+            )
+            .expect("resolve");
+        let text = format!("{r:?} {r:#?}");
+        assert!(!text.contains("env-canary-1"), "{text}");
+        assert!(text.contains("access_token"), "{text}");
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_not_shown() {
+        let m = Manifest::from_toml(
+            "name = \"x\"\nkind = \"source\"\n[[secrets]]\nkey = \"pin\"\ntype = \"integer\"\n",
+        )
+        .expect("manifest");
+        let p = Providers::from_parts(
+            env(&[("SOURCES__X__PIN", "pin-canary")]),
+            json!({}),
+            json!({}),
+        );
+        let e = p
+            .resolve(&m, "sources", "x", None, &json!({}), &json!({}))
+            .expect_err("not an integer")
+            .to_string();
+        assert!(e.contains("`pin`") && !e.contains("pin-canary"), "{e}");
+    }
+
+    #[test]
+    fn a_syntax_error_names_the_place_but_never_shows_the_line() {
+        let cases: &[(&str, &str, (usize, usize))] = &[
+            // an unterminated string: the toml crate would quote the whole line
+            (
+                "[sources.github]\naccess_token = \"canary-unterminated\n",
+                "canary-unterminated",
+                (2, 36),
+            ),
+            // a bare value
+            (
+                "[destination.postgres]\npassword = canary-bare-value\n",
+                "canary-bare-value",
+                (2, 12),
+            ),
+            // a secret pasted on a line of its own
+            ("\n\ncanary-pasted-line\n", "canary-pasted-line", (3, 19)),
+            // a duplicate key: the key is named, the values are not
+            (
+                "token = \"canary-first\"\ntoken = \"canary-second\"\n",
+                "canary-",
+                (2, 1),
+            ),
+            // a connection string as a quoted key
+            (
+                "\"postgresql://u:canary-key-pw@h/db\" = 1\n\"postgresql://u:canary-key-pw@h/db\" = 2\n",
+                "canary-key-pw",
+                (2, 1),
+            ),
+        ];
+        for (text, canary, (line, column)) in cases {
+            for file in ["secrets.toml", "config.toml"] {
+                let dir = tempfile::tempdir().expect("tmp");
+                std::fs::create_dir_all(dir.path().join(".sluice")).expect("mkdir");
+                std::fs::write(dir.path().join(".sluice").join(file), text).expect("write");
+                let e = Providers::load_with_env(dir.path(), BTreeMap::new())
+                    .expect_err("syntax error")
+                    .to_string();
+                assert!(!e.contains(canary), "{canary} shown: {e}");
+                assert!(e.contains(file), "{e}");
+                assert!(
+                    e.contains(&format!("at line {line}, column {column}")),
+                    "{text:?}: {e}"
+                );
+                assert!(!e.contains(" | "), "a source excerpt: {e}");
+            }
+        }
+        // the kind of error stays readable
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(dir.path().join(".sluice")).expect("mkdir");
+        std::fs::write(
+            dir.path().join(".sluice/secrets.toml"),
+            "token = 1\ntoken = 2\n",
+        )
+        .expect("write");
+        let e = Providers::load_with_env(dir.path(), BTreeMap::new())
+            .expect_err("duplicate")
+            .to_string();
+        assert!(e.contains("duplicate key `token`"), "{e}");
     }
 }

@@ -12,3 +12,4 @@ mod conformance;
 mod containment;
 mod discovery;
 mod streaming;
+mod trust;
