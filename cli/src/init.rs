@@ -100,6 +100,8 @@ pub fn run(registry: &Registry, args: InitArgs) -> Result<ExitCode, String> {
             "usage: sluice init <source> <destination> (see `sluice init --list-sources`)".into(),
         );
     };
+    // the source name names the pipeline file: one plain path component
+    sluice::pipeline::workdir::check_name("source", &source).map_err(|e| e.to_string())?;
     let dest = registry.find("destination", &destination).map_err(|e| {
         if matches!(e, sluice_registry::Error::Shadowed { .. }) {
             return e.to_string();

@@ -329,6 +329,25 @@ fn a_second_writer_is_refused_and_readers_never_touch_a_running_package() {
 }
 
 #[test]
+fn sync_against_an_unreachable_destination_keeps_the_local_state() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pipelines = tmp.path().join("pipelines");
+    let db = tmp.path().join("d.duckdb");
+    {
+        let mut p = builder("kept", &pipelines, &db).build().expect("build");
+        run_values(&mut p, "items", vec![json!({"id": 1})]).expect("run");
+    }
+    let nowhere = tmp.path().join("no/such/folder/d.duckdb");
+    let out = pipeline_cmd(&pipelines, &nowhere, "kept", &["sync"]);
+    assert!(!out.status.success());
+    assert!(
+        pipelines.join("kept/state.json").exists(),
+        "sync deleted the state before connecting"
+    );
+    assert!(pipelines.join("kept/schemas").exists());
+}
+
+#[test]
 fn a_killed_holder_releases_the_lock() {
     let tmp = tempfile::tempdir().expect("tmp");
     let pipelines = tmp.path().join("pipelines");

@@ -755,6 +755,10 @@ impl Pipeline {
     /// (`sluice pipeline <name> sync`); pending packages are kept.
     pub fn sync(&mut self) -> Result<()> {
         self.require_writer("sync")?;
+        // connect first: a destination that cannot be reached (a wrong password) leaves the
+        // local state as it was
+        let mut client = self.open_client()?;
+        client.is_storage_initialized()?;
         for p in [self.state_path(), self.working_dir.join("schemas")] {
             if p.is_dir() {
                 std::fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
@@ -764,7 +768,7 @@ impl Pipeline {
         }
         self.state = PipelineState::new(&self.name);
         self.schema = None;
-        let mut client = self.open_client()?;
+        self.synced = false;
         self.sync_from_destination(client.as_mut())?;
         self.synced = true;
         self.save_local()
