@@ -112,3 +112,56 @@ fn object_store_urls_open_without_network() {
         let _ = &empty;
     }
 }
+
+#[test]
+fn a_jsonl_line_or_a_json_file_past_its_cap_is_refused_naming_the_file_and_setting() {
+    let lines = format!("{{\"a\": 1}}\n{{\"b\": \"{}\"}}\n", "x".repeat(4096));
+    let mut batches = 0;
+    let e = read::read_jsonl(
+        Box::new(std::io::Cursor::new(lines.clone().into_bytes())),
+        "s3://b/big.jsonl",
+        1 << 20,
+        1024,
+        &mut |_| {
+            batches += 1;
+            Ok(())
+        },
+    )
+    .expect_err("line 2 is over 1024 bytes");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("s3://b/big.jsonl") && msg.contains("line 2"),
+        "{msg}"
+    );
+    assert!(msg.contains("max_line_bytes"), "{msg}");
+    // under the cap it reads
+    let rows = read::read_jsonl(
+        Box::new(std::io::Cursor::new(lines.into_bytes())),
+        "s3://b/big.jsonl",
+        1 << 20,
+        8192,
+        &mut |_| Ok(()),
+    )
+    .expect("fits");
+    assert_eq!(rows, 2);
+    let doc = format!("[{{\"a\": \"{}\"}}]", "y".repeat(4096));
+    let e = read::read_json(
+        Box::new(std::io::Cursor::new(doc.clone().into_bytes())),
+        "gs://b/big.json",
+        1024,
+        &mut |_| Ok(()),
+    )
+    .expect_err("over 1024 bytes");
+    assert!(
+        e.to_string().contains("max_json_file_bytes") && e.to_string().contains("gs://b/big.json"),
+        "{e}"
+    );
+    let n = read::read_json(
+        Box::new(std::io::Cursor::new(doc.into_bytes())),
+        "gs://b/big.json",
+        1 << 20,
+        &mut |_| Ok(()),
+    )
+    .expect("fits");
+    assert_eq!(n, 1);
+}
