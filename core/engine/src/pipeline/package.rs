@@ -155,18 +155,8 @@ impl LoadStorage {
     /// Moves a pending package to `loaded/`; with `delete_jobs` its job files are deleted once
     /// it is there (the data is in the destination; the manifest keeps the job list).
     pub fn mark_loaded(&self, manifest: &mut PackageManifest, delete_jobs: bool) -> Result<()> {
-        let from = self.pending_dir(&manifest.load_id);
         manifest.jobs_deleted = delete_jobs;
-        Self::write_manifest(&from, manifest)?;
-        let target_dir = self.root.join("loaded");
-        create_dir(&target_dir)?;
-        let to = target_dir.join(&manifest.load_id);
-        if to.exists() {
-            std::fs::remove_dir_all(&to).map_err(|e| io(&to, e))?;
-        }
-        std::fs::rename(&from, &to).map_err(|e| io(&to, e))?;
-        sync_dir(&target_dir);
-        sync_dir(&self.root.join("normalized"));
+        let to = self.move_pending(manifest, "loaded")?;
         if delete_jobs {
             // past the rename the package counts as loaded whatever happens here: a failure to
             // delete leaves files behind, never a package to load again
@@ -183,9 +173,15 @@ impl LoadStorage {
     /// Moves a pending package whose load failed for good to `failed/`, with its job files (kept
     /// for inspection; never loaded again).
     pub fn mark_failed(&self, manifest: &mut PackageManifest) -> Result<()> {
+        self.move_pending(manifest, "failed").map(|_| ())
+    }
+
+    /// Writes a pending package's manifest and renames the package into `load/<folder>/`
+    /// (replacing a leftover of the same id), then fsyncs both folders. Returns its new path.
+    fn move_pending(&self, manifest: &PackageManifest, folder: &str) -> Result<PathBuf> {
         let from = self.pending_dir(&manifest.load_id);
         Self::write_manifest(&from, manifest)?;
-        let target_dir = self.root.join("failed");
+        let target_dir = self.root.join(folder);
         create_dir(&target_dir)?;
         let to = target_dir.join(&manifest.load_id);
         if to.exists() {
@@ -194,7 +190,7 @@ impl LoadStorage {
         std::fs::rename(&from, &to).map_err(|e| io(&to, e))?;
         sync_dir(&target_dir);
         sync_dir(&self.root.join("normalized"));
-        Ok(())
+        Ok(to)
     }
 
     /// Load ids of packages whose load failed for good, oldest first.
