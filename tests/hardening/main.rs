@@ -155,6 +155,25 @@ fn a_schema_name_read_from_the_destination_is_checked_before_it_names_a_file() {
     assert!(format!("{e:#}").contains("the schema name"), "{e:#}");
     assert!(!tmp.path().join("escaped.schema.json").exists());
     assert!(!pipelines.join("escaped.schema.json").exists());
+    drop(p);
+
+    // a valid schema name whose stored document names itself `../../escaped2`
+    let con = duckdb::Connection::open(&db).expect("open");
+    v["default_schema_name"] = json!("evil");
+    let packed = sluice::pipeline::state::compress_state(&v).expect("encode");
+    con.execute("UPDATE data._dlt_pipeline_state SET state = ?", [packed])
+        .expect("update");
+    con.execute_batch(
+        "UPDATE data._dlt_version SET schema = json_merge_patch(schema, '{\"name\": \"../../escaped2\"}')",
+    )
+    .expect("update schema");
+    drop(con);
+    std::fs::remove_dir_all(pipelines.join("evil")).expect("rm");
+    let mut p = builder("evil", &pipelines, &db).build().expect("build");
+    let e = run_values(&mut p, "items", vec![json!({"id": 3})]).expect_err("refused");
+    assert!(format!("{e:#}").contains("names itself"), "{e:#}");
+    assert!(!pipelines.join("escaped2.schema.json").exists());
+    assert!(!tmp.path().join("escaped2.schema.json").exists());
 }
 
 #[test]

@@ -55,7 +55,18 @@ fn cap_malloc_arenas() {
 }
 
 fn db_err(context: impl std::fmt::Display, e: duckdb::Error) -> Error {
-    Error::destination(format!("{context}: {e}"))
+    let text = e.to_string();
+    // the machine, not the data: a full disk, an I/O failure or memory; the package stays
+    // pending and loads once the machine is fixed (a refusal of the data fails the package)
+    if text.starts_with("IO Error")
+        || text.contains("Out of Memory")
+        || text.contains("No space left")
+    {
+        return Error::io(format!(
+            "{context}: {text}\nhint: free disk space or memory, or lower memory_limit, and run again: the package is still pending"
+        ));
+    }
+    Error::destination(format!("{context}: {text}"))
 }
 
 /// A job client for one dataset of one DuckDB file.

@@ -759,34 +759,48 @@ impl Pipeline {
         // local state as it was
         let mut client = self.open_client()?;
         client.is_storage_initialized()?;
-        for p in [self.state_path(), self.working_dir.join("schemas")] {
-            if p.is_dir() {
-                std::fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
-            } else if p.exists() {
-                std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
-            }
-        }
+        // the restore runs in memory; the local files are replaced only once it worked
+        let (state, schema) = (self.state.clone(), self.schema.take());
         self.state = PipelineState::new(&self.name);
-        self.schema = None;
         self.synced = false;
-        self.sync_from_destination(client.as_mut())?;
+        if let Err(e) = self.sync_from_destination_in_memory(client.as_mut()) {
+            self.state = state;
+            self.schema = schema;
+            return Err(e);
+        }
         self.synced = true;
+        let schemas = self.working_dir.join("schemas");
+        if schemas.is_dir() {
+            std::fs::remove_dir_all(&schemas).map_err(|e| Error::io(&schemas, e))?;
+        }
         self.save_local()
     }
 
     /// Restores state and schema from the destination when the local ones are missing or
-    /// older (spec e.3). Runs once per pipeline object.
+    /// older (spec e.3), and saves them. Runs once per pipeline object.
     fn sync_from_destination(&mut self, client: &mut dyn DestinationClient) -> Result<()> {
+        if self.sync_from_destination_in_memory(client)? {
+            self.save_local()?;
+        }
+        Ok(())
+    }
+
+    /// The restore of [`Self::sync_from_destination`] without touching the local files;
+    /// returns whether anything was restored.
+    fn sync_from_destination_in_memory(
+        &mut self,
+        client: &mut dyn DestinationClient,
+    ) -> Result<bool> {
         if self.synced || self.dev_mode || !self.restore_from_destination {
             self.synced = true;
-            return Ok(());
+            return Ok(false);
         }
         self.synced = true;
         if !client.is_storage_initialized()? {
-            return Ok(());
+            return Ok(false);
         }
         let Some(stored) = client.get_stored_state(&self.name)? else {
-            return Ok(());
+            return Ok(false);
         };
         let remote = state::decompress_state(&stored.state)?;
         let remote_version = remote
@@ -800,7 +814,7 @@ impl Pipeline {
         if remote_version < self.state.version()
             || remote_hash.as_deref() == self.state.version_hash()
         {
-            return Ok(());
+            return Ok(false);
         }
         tracing::info!(target: "sluice::pipeline", pipeline = %self.name, version = remote_version, "restoring state from the destination");
         let local = self.state.get("_local").cloned();
@@ -822,11 +836,19 @@ impl Pipeline {
                         "the schema `{name}` stored in the destination is not valid JSON: {e}"
                     ))
                 })?;
-                self.schema = Some(Schema::from_doc(doc, self.naming_for().max_length)?);
+                let schema = Schema::from_doc(doc, self.naming_for().max_length)?;
+                // the document's own name becomes the file name: it must be the one asked for
+                if schema.name() != name {
+                    return Err(Error::data(format!(
+                        "the schema `{name}` stored in the destination names itself {:?}; it is refused",
+                        schema.name()
+                    )));
+                }
+                self.schema = Some(schema);
             }
         }
         self.state = restored;
-        self.save_local()
+        Ok(true)
     }
 
     /// Runs `source`: loads pending packages first (and returns without extracting new data

@@ -228,7 +228,7 @@ fn decompress_state_capped(text: &str, cap: u64) -> Result<Value> {
         return Err(state_too_large(cap));
     }
     if let Ok(bytes) = STANDARD.decode(text.trim()) {
-        let mut dec = flate2::read::ZlibDecoder::new(&bytes[..]).take(cap + 1);
+        let mut dec = flate2::read::ZlibDecoder::new(&bytes[..]).take(cap.saturating_add(1));
         let mut out = Vec::new();
         if dec.read_to_end(&mut out).is_ok() {
             if out.len() as u64 > cap {
