@@ -376,21 +376,14 @@ pub fn run(registry: Registry, args: PipelineArgs) -> Result<ExitCode, String> {
                 let preview = p
                     .query(&format!("SELECT * FROM {qt} LIMIT {rows}"))
                     .map_err(|e| e.to_string())?;
-                println!(
-                    "{}",
-                    arrow_cast::pretty::pretty_format_batches(&preview)
-                        .map_err(|e| e.to_string())?
-                );
+                println!("{}", table_text(&preview)?);
             }
             Ok(ExitCode::SUCCESS)
         }
         PipelineCommand::Query { sql } => {
             let p = open(&registry, &name, &dir, &state, lock)?;
             let batches = p.query(&sql).map_err(|e| e.to_string())?;
-            println!(
-                "{}",
-                arrow_cast::pretty::pretty_format_batches(&batches).map_err(|e| e.to_string())?
-            );
+            println!("{}", table_text(&batches)?);
             Ok(ExitCode::SUCCESS)
         }
         PipelineCommand::Drop { resources } => {
@@ -410,6 +403,49 @@ pub fn run(registry: Registry, args: PipelineArgs) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `batches` as a text table. Every type prints: timestamps with a named zone (`UTC`, as DuckDB
+/// names its `TIMESTAMP WITH TIME ZONE`) through chrono-tz, and a column whose type Arrow cannot
+/// format is cast to text, or else shown as `<type>` per value, never an error that hides the
+/// other columns.
+fn table_text(batches: &[arrow_array::RecordBatch]) -> Result<String, String> {
+    use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
+    use arrow_cast::display::{ArrayFormatter, FormatOptions};
+    use std::sync::Arc;
+    let options = FormatOptions::default();
+    let mut printable = Vec::with_capacity(batches.len());
+    for batch in batches {
+        let mut fields = Vec::with_capacity(batch.num_columns());
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+        for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+            if ArrayFormatter::try_new(column.as_ref(), &options).is_ok() {
+                fields.push(field.as_ref().clone());
+                columns.push(column.clone());
+                continue;
+            }
+            let text: ArrayRef = match arrow_cast::cast(column, &arrow_schema::DataType::Utf8) {
+                Ok(t) => t,
+                Err(_) => {
+                    let label = format!("<{}>", column.data_type());
+                    Arc::new(StringArray::from_iter((0..column.len()).map(|i| {
+                        (!column.is_null(i)).then(|| label.clone())
+                    })))
+                }
+            };
+            fields.push(arrow_schema::Field::new(
+                field.name(),
+                arrow_schema::DataType::Utf8,
+                true,
+            ));
+            columns.push(text);
+        }
+        let schema = Arc::new(arrow_schema::Schema::new(fields));
+        printable.push(RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())?);
+    }
+    arrow_cast::pretty::pretty_format_batches_with_options(&printable, &options)
+        .map(|t| t.to_string())
+        .map_err(|e| e.to_string())
 }
 
 fn quote(ident: &str) -> String {

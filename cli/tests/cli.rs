@@ -417,29 +417,6 @@ fn a_missing_secret_names_every_key_tried_and_plugins_validate() {
 #[test]
 fn init_sql_database_duckdb_runs_against_postgres() {
     let schema = format!("sluice_cli_{}", std::process::id());
-    let psql = |sql: &str| {
-        let out = std::process::Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "test",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-q",
-                "-c",
-                sql,
-            ])
-            .output()
-            .expect("psql");
-        assert!(
-            out.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
     psql(&format!(
         "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; CREATE TABLE {schema}.customers (id int PRIMARY KEY, name text, since date); INSERT INTO {schema}.customers SELECT i, 'c' || i, date '2024-01-01' + i FROM generate_series(1, 250) i;"
     ));
@@ -491,4 +468,156 @@ fn init_sql_database_duckdb_runs_against_postgres() {
         "{t}"
     );
     psql(&format!("DROP SCHEMA {schema} CASCADE"));
+}
+
+/// stdout and stderr as printed (no value masked).
+fn raw(out: &Output) -> String {
+    let mut s = String::from_utf8_lossy(&out.stdout).to_string();
+    s.push_str(&String::from_utf8_lossy(&out.stderr));
+    s
+}
+
+/// Runs `sql` on the test server's database `test` through psql.
+fn psql(sql: &str) {
+    let out = std::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-q",
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `show` and `query` print every type the destinations produce, from a real loaded table (a
+/// PostgreSQL table of every kind, loaded by the sql_database source into DuckDB and into
+/// PostgreSQL), and on DuckDB every type a query can make of it (timestamp precisions, lists,
+/// structs, intervals, hugeints).
+#[test]
+fn show_and_query_print_every_type_on_duckdb_and_postgres() {
+    let pid = std::process::id();
+    let src = format!("sluice_types_src_{pid}");
+    let dst = format!("sluice_types_dst_{pid}");
+    psql(&format!(
+        "DROP SCHEMA IF EXISTS {src} CASCADE; DROP SCHEMA IF EXISTS {dst} CASCADE; CREATE SCHEMA {src};
+         CREATE TABLE {src}.everything (id int PRIMARY KEY, ts_tz timestamptz, ts timestamp, ts_ms timestamp(3),
+           t time, d date, amount numeric(12,4), doc jsonb, blob bytea, tags int[], note text, flag bool,
+           ratio float8, big bigint, u uuid, span interval);
+         INSERT INTO {src}.everything VALUES
+           (1, '2024-01-15 10:30:00+00', '2024-01-15 10:30:00.123456', '2024-01-15 10:30:00.123',
+            '12:34:56.789', '2024-02-29', 1234.5678, '{{\"a\": [1, 2]}}', '\\xdeadbeef', '{{1,2,3}}',
+            'héllo', true, 0.25, 9007199254740993, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '1 day 2 hours'),
+           (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);"
+    ));
+    let e = Env::new();
+    // the pipelines' credentials as a user sets them; DuckDB's file is `<pipeline name>.duckdb`
+    let sluice = |args: &[&str]| {
+        e.cmd()
+            .args(args)
+            .env(
+                "SOURCES__SQL_DATABASE__CREDENTIALS",
+                "postgresql://postgres@127.0.0.1:5432/test",
+            )
+            .env(
+                "DESTINATION__POSTGRES__CREDENTIALS",
+                "postgresql://postgres@127.0.0.1:5432/test",
+            )
+            .output()
+            .expect("sluice")
+    };
+    for (name, destination) in [("types_duck", "duckdb"), ("types_pg", "postgres")] {
+        let file = e.dir().join(format!("{name}.toml"));
+        std::fs::write(
+            &file,
+            format!(
+                "[pipeline]\nname = \"{name}\"\ndestination = \"{destination}\"\ndataset = \"{dst}\"\n\n\
+                 [source]\nname = \"sql_database\"\n\n[source.config]\nschema = \"{src}\"\n"
+            ),
+        )
+        .expect("pipeline file");
+        let out = sluice(&["run", &format!("{name}.toml")]);
+        assert_eq!(code(&out), 0, "{destination}: {}", raw(&out));
+        // every value as the destination prints it: (column, text on DuckDB, text on PostgreSQL)
+        let expected = [
+            ("ts_tz", "2024-01-15T10:30:00Z", "2024-01-15 10:30:00+00"),
+            ("ts", "2024-01-15T10:30:00.123456", "2024-01-15 10:30:00.123456"),
+            ("ts_ms", "2024-01-15T10:30:00.123", "2024-01-15 10:30:00.123"),
+            ("t", "12:34:56.789", "12:34:56.789"),
+            ("d", "2024-02-29", "2024-02-29"),
+            ("amount", "1234.5678", "1234.5678"),
+            ("doc", "\"a\"", "\"a\""),
+            ("blob", "deadbeef", "\\xdeadbeef"),
+            ("tags", "[1,2,3]", "[1, 2, 3]"),
+            ("note", "héllo", "héllo"),
+            ("big", "9007199254740993", "9007199254740993"),
+            ("u", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+        ];
+        let show = sluice(&["pipeline", name, "show"]);
+        let show_text = raw(&show);
+        assert_eq!(code(&show), 0, "{destination}: {show_text}");
+        assert!(show_text.contains("everything: 2 rows"), "{show_text}");
+        for (column, duck, pg) in expected {
+            let want = if destination == "duckdb" { duck } else { pg };
+            let q = sluice(&[
+                "pipeline",
+                name,
+                "query",
+                &format!("SELECT id, \"{column}\" FROM \"{dst}\".\"everything\" ORDER BY id"),
+            ]);
+            let t = raw(&q);
+            assert_eq!(code(&q), 0, "{destination} {column}: {t}");
+            assert!(t.contains(want), "{destination} {column}: expected {want:?} in\n{t}");
+            assert!(show_text.contains(want), "{destination} show {column}: expected {want:?} in\n{show_text}");
+        }
+    }
+    // DuckDB: every type a query makes of the loaded table
+    let q = sluice(&[
+        "pipeline",
+        "types_duck",
+        "query",
+        &format!(
+            "SELECT ts::TIMESTAMP_NS AS ns, ts::TIMESTAMP_MS AS ms, ts::TIMESTAMP_S AS s, \
+             ts_tz::TIMESTAMPTZ AS tz, t::TIMETZ AS ttz, \
+             [id, id + 1] AS list, {{'a': id, 'b': note}} AS st, MAP {{'k': id}} AS m, span AS iv, \
+             INTERVAL 1 DAY AS iv2, 170141183460469231731687303715884105727::HUGEINT AS huge, \
+             amount::DECIMAL(38,9) AS wide, u::UUID AS uid, blob AS bin, doc AS j, ratio::FLOAT AS f, \
+             ['x', 'y'][1] AS e FROM \"{dst}\".\"everything\" WHERE id = 1"
+        ),
+    ]);
+    let t = raw(&q);
+    assert_eq!(code(&q), 0, "{t}");
+    for want in [
+        "2024-01-15T10:30:00.123456",
+        "2024-01-15T10:30:00.123",
+        "2024-01-15T10:30:00",
+        "| 12:34:56.789 |",
+        "{k: 1}",
+        "P1DT2H",
+        "0.25",
+        "[1, 2]",
+        "{a: 1, b: héllo}",
+        "170141183460469231731687303715884105727",
+        "1234.567800000",
+        "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+        "deadbeef",
+        "1 days",
+    ] {
+        assert!(t.contains(want), "expected {want:?} in\n{t}");
+    }
+    psql(&format!(
+        "DROP SCHEMA {src} CASCADE; DROP SCHEMA IF EXISTS {dst} CASCADE"
+    ));
 }
