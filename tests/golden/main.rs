@@ -1,4 +1,4 @@
-//! The golden harness: runs every case of `$GOLDEN_DIR` (default `../shared/golden/cases`)
+//! The golden harness: runs every case of `$GOLDEN_DIR` (default `tests/golden/cases`)
 //! through sluice and compares with what dlt 1.31 produced.
 //!
 //! `GOLDEN_DIR=<dir> cargo test --release --test golden [-- <case filter>...]`

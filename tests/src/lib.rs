@@ -1,5 +1,5 @@
 //! Helpers shared by sluice's end-to-end tests: golden case files and the comparison of loaded
-//! tables with dlt's expected output (placeholders as described in ../shared/golden/README.md).
+//! tables with dlt's expected output (placeholders as described in tests/golden/README.md).
 
 pub mod compare;
 
@@ -41,12 +41,12 @@ pub fn duckdb_pipeline(
         .expect("pipeline")
 }
 
-/// The folder of golden cases: `$GOLDEN_DIR`, else `../shared/golden/cases` next to the
-/// workspace.
+/// The folder of golden cases: `$GOLDEN_DIR`, else the repository's own copy,
+/// `tests/golden/cases` (observed from dlt 1.31; tests/golden/README.md says how to refresh it).
 pub fn golden_dir() -> PathBuf {
     match std::env::var_os("GOLDEN_DIR") {
         Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/golden/cases"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/cases"),
     }
 }
 

@@ -1051,7 +1051,7 @@ mod tests {
 
     const GOLDEN: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/golden/type_cases.json"
+        "/../../tests/golden/type_cases.json"
     );
 
     fn c<'a>(to: DataType, v: Scalar<'a>) -> Result<Coerced<'a>, ()> {

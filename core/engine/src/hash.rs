@@ -205,7 +205,7 @@ mod tests {
     fn golden() -> Value {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/golden/hash_cases.json"
+            "/../../tests/golden/hash_cases.json"
         );
         let path = std::env::var("GOLDEN_DIR")
             .map(|d| format!("{d}/../hash_cases.json"))

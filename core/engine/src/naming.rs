@@ -506,7 +506,7 @@ mod tests {
             Ok(dir) => std::path::Path::new(&dir).join("../naming_cases.json"),
             Err(_) => std::path::PathBuf::from(concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/golden/naming_cases.json"
+                "/../../tests/golden/naming_cases.json"
             )),
         }
     }
