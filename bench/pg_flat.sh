@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 1,000,000 flat JSON lines into PostgreSQL, for bench/cases.txt (the harness in ../shared/bench):
+# 1,000,000 flat JSON lines into PostgreSQL, for bench/cases.txt (the harness in bench/harness):
 #   pg_flat.sh prepare          untimed: flat.csv next to flat.jsonl (once), no schema `flat_pg`
 #   pg_flat.sh psql             the floor: psql \copy of the same rows as CSV into a typed table
 #   pg_flat.sh dlt [FORMAT]     dlt 1.31's postgres destination (insert_values by default, or csv)
@@ -11,7 +11,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 PGURL=${BENCH_PG_URL:-postgresql://bench:bench@127.0.0.1:5432/bench}
-DATA=${BENCH_DATA:?set BENCH_DATA to the harness data folder}
+DATA=${BENCH_DATA:-${BENCH_HOME:-$HOME/.cache/sluice-bench}/data}
 check() {
   n=$(psql "$PGURL" -tAc "SELECT count(*) FROM flat_pg.flat")
   [ "$n" = 1000000 ] || { echo "expected 1000000 rows in flat_pg.flat, found $n" >&2; exit 1; }
@@ -19,7 +19,7 @@ check() {
 case "${1:?usage: pg_flat.sh prepare|psql|dlt|sluice}" in
   prepare)
     if [ ! -f "$DATA/flat.csv" ]; then
-      "${PY:?set PY to the harness python}" - "$DATA" <<'PY'
+      "${PY:-${BENCH_HOME:-$HOME/.cache/sluice-bench}/venv/bin/python}" - "$DATA" <<'PY'
 import csv, sys, orjson
 d = sys.argv[1]
 cols = ["id", "name", "amount", "created_at", "active", "category"]
@@ -41,7 +41,7 @@ PY
     check
     ;;
   dlt)
-    "${PY:?set PY to the harness python}" "$here/pg_dlt_flat.py" --url "$PGURL" --work "${W:-/tmp}" ${2:+--file-format "$2"}
+    "${PY:-${BENCH_HOME:-$HOME/.cache/sluice-bench}/venv/bin/python}" "$here/pg_dlt_flat.py" --url "$PGURL" --work "${W:-/tmp}" ${2:+--file-format "$2"}
     check
     ;;
   sluice)

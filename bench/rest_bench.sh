@@ -3,6 +3,8 @@
 # (tests' rest_bench_server), sluice (bench/rest_pipeline.toml) against dlt 1.31's rest_api source
 # (bench/rest_dlt.py, parallelized, parquet loader) on the same server; whole process, /usr/bin/time.
 #   DLT_PY=/path/to/venv/bin/python bash bench/rest_bench.sh     (dlt[duckdb]==1.31.* and pyarrow)
+# The benchmark's peers venv has them once `bash bench/run.sh --peers ...` (or bench/harness/install.sh)
+# has run: DLT_PY=$HOME/.cache/sluice-bench/venv/bin/python. Without DLT_PY only sluice is timed.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 target="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
