@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: builds every plugin (cargo test alone does not build cdylib crates), the
 # out-of-tree fixture plugins, installs and starts the object-storage test peers, then runs the
-# whole test suite. Extra arguments go to cargo test.
+# whole test suite, then every command README.md shows, as written, in a fresh clone
+# (scripts/readme-check.sh). Extra arguments go to cargo test (and skip the README check).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
@@ -15,3 +16,6 @@ bash scripts/pg-setup.sh
 cargo build --release --workspace
 bash scripts/build-fixtures.sh
 cargo test --release --workspace "$@"
+if [ "$#" -eq 0 ]; then
+  bash scripts/readme-check.sh
+fi

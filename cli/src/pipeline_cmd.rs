@@ -428,9 +428,9 @@ fn table_text(batches: &[arrow_array::RecordBatch]) -> Result<String, String> {
                 Ok(t) => t,
                 Err(_) => {
                     let label = format!("<{}>", column.data_type());
-                    Arc::new(StringArray::from_iter((0..column.len()).map(|i| {
-                        (!column.is_null(i)).then(|| label.clone())
-                    })))
+                    Arc::new(StringArray::from_iter(
+                        (0..column.len()).map(|i| (!column.is_null(i)).then(|| label.clone())),
+                    ))
                 }
             };
             fields.push(arrow_schema::Field::new(

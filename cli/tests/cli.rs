@@ -553,8 +553,16 @@ fn show_and_query_print_every_type_on_duckdb_and_postgres() {
         // every value as the destination prints it: (column, text on DuckDB, text on PostgreSQL)
         let expected = [
             ("ts_tz", "2024-01-15T10:30:00Z", "2024-01-15 10:30:00+00"),
-            ("ts", "2024-01-15T10:30:00.123456", "2024-01-15 10:30:00.123456"),
-            ("ts_ms", "2024-01-15T10:30:00.123", "2024-01-15 10:30:00.123"),
+            (
+                "ts",
+                "2024-01-15T10:30:00.123456",
+                "2024-01-15 10:30:00.123456",
+            ),
+            (
+                "ts_ms",
+                "2024-01-15T10:30:00.123",
+                "2024-01-15 10:30:00.123",
+            ),
             ("t", "12:34:56.789", "12:34:56.789"),
             ("d", "2024-02-29", "2024-02-29"),
             ("amount", "1234.5678", "1234.5678"),
@@ -563,7 +571,11 @@ fn show_and_query_print_every_type_on_duckdb_and_postgres() {
             ("tags", "[1,2,3]", "[1, 2, 3]"),
             ("note", "héllo", "héllo"),
             ("big", "9007199254740993", "9007199254740993"),
-            ("u", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+            (
+                "u",
+                "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+                "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            ),
         ];
         let show = sluice(&["pipeline", name, "show"]);
         let show_text = raw(&show);
@@ -579,8 +591,14 @@ fn show_and_query_print_every_type_on_duckdb_and_postgres() {
             ]);
             let t = raw(&q);
             assert_eq!(code(&q), 0, "{destination} {column}: {t}");
-            assert!(t.contains(want), "{destination} {column}: expected {want:?} in\n{t}");
-            assert!(show_text.contains(want), "{destination} show {column}: expected {want:?} in\n{show_text}");
+            assert!(
+                t.contains(want),
+                "{destination} {column}: expected {want:?} in\n{t}"
+            );
+            assert!(
+                show_text.contains(want),
+                "{destination} show {column}: expected {want:?} in\n{show_text}"
+            );
         }
     }
     // DuckDB: every type a query makes of the loaded table

@@ -676,3 +676,65 @@ fn a_full_disk_fails_clearly_and_the_next_run_loads_everything_once() {
     assert_eq!(count(&db, "SELECT count(*) FROM data.items__l"), 120_000);
     assert_eq!(count(&db, "SELECT count(*) FROM data._dlt_loads"), 1);
 }
+
+/// A clone of the repository has nothing beside it: no test, script, benchmark case or pipeline
+/// file may name a path outside the repository (the reference data observed from dlt lives in
+/// tests/golden). `.ci/run` also runs the whole suite with the folder beside the checkout out
+/// of reach.
+#[test]
+fn nothing_the_tests_and_scripts_run_names_a_path_outside_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repository root")
+        .to_path_buf();
+    // spelled in pieces so that this file does not match itself
+    let shared = ["..", "/shared"].concat();
+    let forbidden = [
+        format!("{shared}/"),
+        ["/work", "/shared"].concat(),
+        ["shared/", "golden"].concat(),
+        ["shared/", "bench"].concat(),
+        ["~/", "bench"].concat(),
+    ];
+    let mut hits = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir").flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().to_string();
+            if path.is_dir() {
+                if !name.starts_with('.') || name == ".ci" {
+                    if name != "target" && name != "docs" {
+                        stack.push(path);
+                    }
+                }
+                continue;
+            }
+            let code = ["rs", "sh", "py", "toml", "txt", "json", "yaml"]
+                .iter()
+                .any(|ext| name.ends_with(&format!(".{ext}")))
+                || dir.ends_with(".ci");
+            if !code {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            for (n, line) in text.lines().enumerate() {
+                if forbidden.iter().any(|f| line.contains(f.as_str())) {
+                    hits.push(format!(
+                        "{}:{}: {}",
+                        path.strip_prefix(&root).unwrap_or(&path).display(),
+                        n + 1,
+                        line.trim()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        hits.is_empty(),
+        "paths outside the repository:\n{}",
+        hits.join("\n")
+    );
+}
