@@ -1,5 +1,11 @@
 //! Runs a golden case through sluice's extract (resource hints) and normalize steps and checks
 //! schemas, versions, column types and (for append-only cases) rows.
+//!
+//! The case format is read as the pipeline runner reads it (see its module docs):
+//! `{"$decimal": "1.2"}` becomes dlt's typed-JSON form of a Python Decimal (`"\u{F026}1.2"`),
+//! which the normalizer decodes into a decimal; `destination_kwargs`' identifier lengths give
+//! the naming's limit as the engine takes it from DuckDB's capabilities (the smaller of the two,
+//! 65536 and more: none).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +20,8 @@ use sluice_destination_duckdb::duckdb;
 use sluice_sdk::resource::ResourceDescriptor;
 use sluice_sdk::schema::{Column, DataType, WriteDisposition};
 use sluice_tests::compare::{match_rows, Bindings};
+
+use crate::pipeline_runner::{decode_values, identifier_limits};
 
 fn read_json(path: &Path) -> Result<Value, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -151,10 +159,13 @@ pub fn run_case(dir: &Path) -> Result<String, String> {
         .and_then(Value::as_str)
         .map_or(Some(NamingKind::SnakeCase), NamingKind::parse)
         .ok_or("unknown naming convention in env")?;
-    let max_len = input
-        .pointer("/destination_kwargs/max_identifier_length")
-        .and_then(Value::as_u64)
-        .map(|v| v as usize);
+    let (tables_max, columns_max) = identifier_limits(&input)?;
+    let max_len = Some(
+        tables_max
+            .unwrap_or(65536)
+            .min(columns_max.unwrap_or(65536)),
+    )
+    .filter(|&m| m < 65536);
     let pipeline_name = format!("golden_{case}");
     let mut schema = Schema::new(&pipeline_name, Naming::new(kind, max_len));
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -196,7 +207,8 @@ pub fn run_case(dir: &Path) -> Result<String, String> {
         let mut normalizer = Normalizer::new(schema, &load_id, writer, NormalizeOptions::default());
         let mut result = Ok(());
         if let Some(table) = &table {
-            let text = serde_json::to_string(&run["data"]).map_err(|e| e.to_string())?;
+            let text =
+                serde_json::to_string(&decode_values(&run["data"])).map_err(|e| e.to_string())?;
             result = normalizer.normalize_json_text(table, &text);
         }
         if result.is_ok() && !state_extracted {

@@ -50,9 +50,13 @@
 //! * The context timezone is UTC (dlt's default); the `timezone` hint does not change the
 //!   stored instant (naive columns keep UTC wall time), so no [`ColumnHints`] field currently
 //!   changes a coercion result.
-//! * dlt strips its typed-JSON markers (private-use chars U+F026..U+F02D opening a string)
-//!   from strings inside json values; sluice has no such markers, so json values are kept as
-//!   given.
+//! * Python `Decimal`s arrive as [`Scalar::Decimal`]: a string opened by dlt's typed-JSON
+//!   decimal marker U+F026 (how dlt's own load files carry them) whose rest reads as a finite
+//!   `Decimal`; they coerce as dlt's `coerce_value` does from `decimal` (`str(Decimal)`, which
+//!   may be scientific: `1E+3`; `int()` of an integral value; `float()`; `bool()`; nothing
+//!   else). dlt's other markers (datetime, date, time, uuid, bytes, wei: U+F027..U+F02D) are
+//!   not decoded: such strings stay text. dlt strips all of its markers from strings inside
+//!   json values; sluice keeps json values as given (markers included).
 //! * Cases where dlt crashes instead of raising `ValueError` (`"10:"` into a time column:
 //!   `TypeError`; 1e17 into a timestamp: `OSError`; offsets of ±24h or more) are `Err` here.
 
@@ -249,6 +253,11 @@ fn shortest_digits(printed: &str) -> (String, i32) {
 
 fn scalar_text(value: Scalar<'_>) -> Cow<'_, str> {
     match value {
+        // `str(Decimal)`
+        Scalar::Decimal(t) => match PyDecimal::parse(t) {
+            Some(d) => Cow::Owned(d.sci_string()),
+            None => Cow::Borrowed(t),
+        },
         Scalar::Str(s) | Scalar::BigInt(s) | Scalar::Json(s) => Cow::Borrowed(s),
         Scalar::Bool(b) => Cow::Borrowed(if b { "True" } else { "False" }),
         Scalar::Int(i) => Cow::Owned(itoa::Buffer::new().format(i).to_owned()),
@@ -261,6 +270,12 @@ fn scalar_text(value: Scalar<'_>) -> Cow<'_, str> {
 fn to_bigint(value: Scalar<'_>) -> Result<i64, ()> {
     match value {
         Scalar::Int(i) => Ok(i),
+        // `value % 1 != 0` raises, else `int(value)`, which must fit i64 here
+        Scalar::Decimal(t) => PyDecimal::parse(t)
+            .ok_or(())?
+            .plain(true)?
+            .parse::<i64>()
+            .map_err(|_| ()),
         Scalar::Float(f) => float_to_i64(f),
         Scalar::Str(s) => {
             let t = py_strip(s);
@@ -291,6 +306,14 @@ fn float_to_i64(f: f64) -> Result<i64, ()> {
 fn to_double(value: Scalar<'_>) -> Result<f64, ()> {
     match value {
         Scalar::Float(f) => Ok(f),
+        // `float(Decimal)`: correctly rounded
+        Scalar::Decimal(t) => {
+            let d = PyDecimal::parse(t).ok_or(())?;
+            let sign = if d.negative { "-" } else { "" };
+            format!("{sign}{}e{}", d.coefficient, d.exponent)
+                .parse::<f64>()
+                .map_err(|_| ())
+        }
         Scalar::Int(i) => Ok(i as f64),
         Scalar::UInt(u) => Ok(u as f64),
         Scalar::BigInt(s) => finite(s.parse::<f64>().map_err(|_| ())?),
@@ -324,6 +347,7 @@ fn to_bool(value: Scalar<'_>) -> Result<bool, ()> {
         Scalar::UInt(u) => Ok(u != 0),
         Scalar::BigInt(s) => Ok(s.bytes().any(|c| (b'1'..=b'9').contains(&c))),
         Scalar::Float(f) => Ok(f != 0.0),
+        Scalar::Decimal(t) => Ok(PyDecimal::parse(t).ok_or(())?.coefficient != "0"),
         Scalar::Str(s) => str2bool(s),
         _ => Err(()),
     }
@@ -500,6 +524,14 @@ fn to_decimal(value: Scalar<'_>, integral: bool) -> Result<Cow<'_, str>, ()> {
             let dec = PyDecimal::parse(&repr).ok_or(())?;
             Ok(Cow::Owned(dec.plain(integral)?))
         }
+        // `Decimal(value)` / `Wei(value)` of a Decimal
+        Scalar::Decimal(t) => {
+            if is_plain_decimal(t) && (!integral || !t.contains('.')) && t != "-0" {
+                return Ok(Cow::Borrowed(t));
+            }
+            let dec = PyDecimal::parse(t).ok_or(())?;
+            Ok(Cow::Owned(dec.plain(integral)?))
+        }
         Scalar::Str(s) => {
             let t = py_strip(s);
             if let Some(hex) = t.strip_prefix("0x") {
@@ -515,6 +547,12 @@ fn to_decimal(value: Scalar<'_>, integral: bool) -> Result<Cow<'_, str>, ()> {
         }
         _ => Err(()),
     }
+}
+
+/// Whether `Decimal(text)` reads `text` as a finite number (the test dlt's `custom_pua_decode`
+/// applies to a string with the decimal marker).
+pub(crate) fn is_py_decimal(text: &str) -> bool {
+    PyDecimal::parse(text).is_some()
 }
 
 /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?`: text that is its own plain form.
@@ -990,6 +1028,42 @@ impl PyDecimal {
             coefficient,
             exponent: exponent.saturating_sub(frac_digits.len() as i64),
         })
+    }
+
+    /// `str(Decimal)`: plain notation when the exponent is at most 0 and the value is not
+    /// below 1E-6 in magnitude, scientific otherwise (`1E+3`, `1E-7`, `1.50`, `-0`).
+    fn sci_string(&self) -> String {
+        let c = &self.coefficient;
+        let n = c.len() as i64;
+        let leftdigits = self.exponent + n;
+        let dotplace = if self.exponent <= 0 && leftdigits > -6 {
+            leftdigits
+        } else {
+            1
+        };
+        let mut out = String::with_capacity(c.len() + 8);
+        if self.negative {
+            out.push('-');
+        }
+        if dotplace <= 0 {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', dotplace.unsigned_abs() as usize));
+            out.push_str(c);
+        } else if dotplace >= n {
+            out.push_str(c);
+            out.extend(std::iter::repeat_n('0', (dotplace - n) as usize));
+        } else {
+            out.push_str(&c[..dotplace as usize]);
+            out.push('.');
+            out.push_str(&c[dotplace as usize..]);
+        }
+        if leftdigits != dotplace {
+            let e = leftdigits - dotplace;
+            out.push('E');
+            out.push(if e < 0 { '-' } else { '+' });
+            out.push_str(&e.unsigned_abs().to_string());
+        }
+        out
     }
 
     /// Plain text (`'{:f}'.format(d)`), or with `integral` the integer digits of an integral
@@ -1759,5 +1833,78 @@ mod tests {
         assert_eq!(to_text(&Coerced::Bigint(i64::MIN)), "-9223372036854775808");
         assert_eq!(to_text(&Coerced::Decimal(Cow::Borrowed("1.50"))), "1.50");
         assert_eq!(to_text(&text("x")), "x");
+    }
+
+    /// A Python `Decimal` (dlt's marked string) into every type, as dlt's `coerce_value`
+    /// (checked against dlt 1.31: golden case `decimal_values`).
+    #[test]
+    fn python_decimals_coerce_like_dlt() {
+        fn d(t: &str) -> Scalar<'_> {
+            Scalar::Decimal(t)
+        }
+        let h = ColumnHints::default();
+        let text_of = |t: &str| match coerce(DataType::Text, &Scalar::Decimal(t), h) {
+            Ok(Coerced::Text(s)) => s.into_owned(),
+            other => panic!("{other:?}"),
+        };
+        // str(Decimal)
+        assert_eq!(text_of("1E+3"), "1E+3");
+        assert_eq!(text_of("0.0000001"), "1E-7");
+        assert_eq!(text_of("0.000001"), "0.000001");
+        assert_eq!(text_of("1.50"), "1.50");
+        assert_eq!(text_of("-0"), "-0");
+        assert_eq!(text_of("0.00"), "0.00");
+        assert_eq!(text_of("123.4e-1"), "12.34");
+        assert_eq!(text_of("1.5e10"), "1.5E+10");
+        assert_eq!(
+            coerce(DataType::Bigint, &d("4.0"), h),
+            Ok(Coerced::Bigint(4))
+        );
+        assert_eq!(
+            coerce(DataType::Bigint, &d("1E+3"), h),
+            Ok(Coerced::Bigint(1000))
+        );
+        assert_eq!(coerce(DataType::Bigint, &d("4.5"), h), Err(()));
+        assert_eq!(
+            coerce(DataType::Double, &d("0.25"), h),
+            Ok(Coerced::Double(0.25))
+        );
+        assert_eq!(
+            coerce(DataType::Double, &d("-1.2"), h),
+            Ok(Coerced::Double(-1.2))
+        );
+        assert_eq!(
+            coerce(DataType::Bool, &d("0.0"), h),
+            Ok(Coerced::Bool(false))
+        );
+        assert_eq!(coerce(DataType::Bool, &d("2"), h), Ok(Coerced::Bool(true)));
+        assert_eq!(
+            coerce(DataType::Decimal, &d("1E+3"), h),
+            Ok(Coerced::Decimal(Cow::Owned("1000".into())))
+        );
+        assert_eq!(
+            coerce(DataType::Decimal, &d("1.2"), h),
+            Ok(Coerced::Decimal(Cow::Borrowed("1.2")))
+        );
+        assert_eq!(
+            coerce(DataType::Wei, &d("7"), h),
+            Ok(Coerced::Wei(Cow::Borrowed("7")))
+        );
+        for to in [
+            DataType::Json,
+            DataType::Timestamp,
+            DataType::Date,
+            DataType::Time,
+            DataType::Binary,
+        ] {
+            assert_eq!(coerce(to, &d("1"), h), Err(()), "{to:?}");
+        }
+        assert_eq!(d("1").py_type(), Some(DataType::Decimal));
+        // only a marked string that reads as a finite Decimal is one
+        assert_eq!(crate::types::decimal_marker("\u{F026}1.2"), Some("1.2"));
+        assert_eq!(crate::types::decimal_marker("\u{F026}abc"), None);
+        assert_eq!(crate::types::decimal_marker("\u{F026}NaN"), None);
+        assert_eq!(crate::types::decimal_marker("1.2"), None);
+        assert_eq!(crate::types::decimal_marker("\u{F027}2024-01-01"), None);
     }
 }

@@ -25,6 +25,27 @@ pub enum Scalar<'a> {
     Str(&'a str),
     /// An object or array, as compact JSON text (keys in document order).
     Json(&'a str),
+    /// A Python `Decimal`: the text after dlt's typed-JSON marker U+F026 of a string (how dlt
+    /// carries a `Decimal` through its JSON load files), which reads as `Decimal(text)` (see
+    /// [`decimal_marker`]).
+    Decimal(&'a str),
+}
+
+/// dlt's typed-JSON marker of a `Decimal` (`dlt.common.json._DECIMAL`, the first of its
+/// private-use markers U+F026..).
+pub const DECIMAL_MARKER: char = '\u{F026}';
+
+/// The decimal text of a string that starts with dlt's decimal marker and reads as a finite
+/// `Decimal` (dlt's normalizer decodes such strings with `custom_pua_decode`; a string whose
+/// rest does not parse stays a string, marker included, as in dlt).
+#[inline]
+pub fn decimal_marker(s: &str) -> Option<&str> {
+    // U+F026 is EF 80 A6 in UTF-8: one byte compare on the common path
+    if s.as_bytes().first() != Some(&0xEF) {
+        return None;
+    }
+    let rest = s.strip_prefix(DECIMAL_MARKER)?;
+    crate::coerce::is_py_decimal(rest).then_some(rest)
 }
 
 impl Scalar<'_> {
@@ -43,6 +64,7 @@ impl Scalar<'_> {
             Scalar::Float(_) => DataType::Double,
             Scalar::Str(_) => DataType::Text,
             Scalar::Json(_) => DataType::Json,
+            Scalar::Decimal(_) => DataType::Decimal,
         })
     }
 }

@@ -29,7 +29,19 @@ pub struct DuckDbConfig {
     /// a multiple of 2048), default 30720; `0` leaves DuckDB's 122880.
     #[serde(default)]
     pub row_group_size: Option<u64>,
+    /// Longest table name (dlt's `max_identifier_length`); longer names are shortened with
+    /// dlt's hash tag. Default: [`MAX_IDENTIFIER`] (dlt's DuckDB capabilities: no practical
+    /// limit).
+    #[serde(default)]
+    pub max_identifier_length: Option<u64>,
+    /// Longest column name (dlt's `max_column_identifier_length`), default [`MAX_IDENTIFIER`].
+    #[serde(default)]
+    pub max_column_identifier_length: Option<u64>,
 }
+
+/// dlt's DuckDB identifier limit (`max_identifier_length` and `max_column_identifier_length`
+/// of its capabilities): 65536, i.e. none in practice.
+pub const MAX_IDENTIFIER: usize = 65536;
 
 /// The memory limit sluice sets unless configured: a big load then holds this much of DuckDB's
 /// buffer pool instead of caching the whole inserted data, and the peak stays flat as the input
@@ -59,6 +71,26 @@ impl DuckDbConfig {
                 "duckdb `row_group_size` must be a multiple of {VECTOR_SIZE} (or 0 for DuckDB's default), got {n}\nhint: e.g. row_group_size = {DEFAULT_ROW_GROUP_SIZE}"
             ))),
         }
+    }
+
+    /// The configured identifier limits `(tables, columns)`, each 1..=[`MAX_IDENTIFIER`].
+    pub fn identifier_lengths(&self) -> sluice_sdk::Result<(usize, usize)> {
+        let check = |key: &str, v: Option<u64>| {
+            match v {
+            None => Ok(MAX_IDENTIFIER),
+            Some(n) if (1..=MAX_IDENTIFIER as u64).contains(&n) => Ok(n as usize),
+            Some(n) => Err(sluice_sdk::Error::config(format!(
+                "duckdb `{key}` must be 1 to {MAX_IDENTIFIER}, got {n}\nhint: leave it unset for DuckDB's own limit"
+            ))),
+        }
+        };
+        Ok((
+            check("max_identifier_length", self.max_identifier_length)?,
+            check(
+                "max_column_identifier_length",
+                self.max_column_identifier_length,
+            )?,
+        ))
     }
 
     /// The database path for a pipeline.

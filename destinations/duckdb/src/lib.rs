@@ -29,15 +29,30 @@ use sluice_sdk::schema::{MergeStrategy, ReplaceStrategy};
 use sluice_sdk::{Capabilities, Destination, DestinationClient, Error, Plugin, Result};
 
 /// The DuckDB destination.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DuckDbDestination {
     config: DuckDbConfig,
+    /// `max_identifier_length`, `max_column_identifier_length`
+    identifier_lengths: (usize, usize),
+}
+
+impl Default for DuckDbDestination {
+    fn default() -> Self {
+        Self::new(DuckDbConfig::default())
+    }
 }
 
 impl DuckDbDestination {
-    /// A destination with `config`.
+    /// A destination with `config` (identifier lengths out of range fall back to DuckDB's
+    /// limit; the plugin checks them first, see [`DuckDbConfig::identifier_lengths`]).
     pub fn new(config: DuckDbConfig) -> Self {
-        Self { config }
+        let identifier_lengths = config
+            .identifier_lengths()
+            .unwrap_or((config::MAX_IDENTIFIER, config::MAX_IDENTIFIER));
+        Self {
+            config,
+            identifier_lengths,
+        }
     }
 }
 
@@ -47,8 +62,8 @@ impl Destination for DuckDbDestination {
             destination_type: "dlt.destinations.duckdb".into(),
             preferred_loader_file_format: "parquet".into(),
             supported_loader_file_formats: vec!["parquet".into(), "arrow".into()],
-            max_identifier_length: 65536,
-            max_column_identifier_length: 65536,
+            max_identifier_length: self.identifier_lengths.0,
+            max_column_identifier_length: self.identifier_lengths.1,
             max_text_data_type_length: 1 << 30,
             has_case_sensitive_identifiers: false,
             supported_merge_strategies: vec![
@@ -87,6 +102,7 @@ fn plugin() -> Plugin {
                     )));
                 }
             }
+            config.identifier_lengths()?;
             Ok(DuckDbDestination::new(config))
         },
     )

@@ -56,6 +56,10 @@ struct Keys {
     lock_timeout: Option<Value>,
     #[serde(default)]
     statement_timeout: Option<Value>,
+    #[serde(default)]
+    max_identifier_length: Option<u64>,
+    #[serde(default)]
+    max_column_identifier_length: Option<u64>,
 }
 
 fn yes() -> bool {
@@ -77,6 +81,25 @@ pub struct PostgresConfig {
     pub lock_timeout: Option<Duration>,
     /// How long one statement may run (`None`: as long as it takes).
     pub statement_timeout: Option<Duration>,
+    /// Longest table name (dlt's `max_identifier_length`, 1..=63, default 63): longer names
+    /// are shortened with dlt's hash tag.
+    pub max_identifier_length: usize,
+    /// Longest column name (dlt's `max_column_identifier_length`, 1..=63, default 63).
+    pub max_column_identifier_length: usize,
+}
+
+/// Reads an identifier length key: 1..=63 (PostgreSQL cuts longer names itself, silently,
+/// so two long names could become one).
+fn identifier_length(key: &str, value: Option<u64>) -> Result<usize> {
+    match value {
+        None => Ok(crate::types::MAX_IDENTIFIER),
+        Some(n) if (1..=crate::types::MAX_IDENTIFIER as u64).contains(&n) => Ok(n as usize),
+        Some(n) => Err(Error::config(format!(
+            "destination `postgres`: {key} `{n}` is out of range\nhint: PostgreSQL keeps at most {} characters of a name; give 1 to {}",
+            crate::types::MAX_IDENTIFIER,
+            crate::types::MAX_IDENTIFIER
+        ))),
+    }
 }
 
 /// The default `lock_timeout`: 5 minutes. Long enough to wait for another load of the same
@@ -175,6 +198,14 @@ impl PostgresConfig {
                 "statement_timeout",
                 keys.statement_timeout.as_ref(),
                 DEFAULT_STATEMENT_TIMEOUT,
+            )?,
+            max_identifier_length: identifier_length(
+                "max_identifier_length",
+                keys.max_identifier_length,
+            )?,
+            max_column_identifier_length: identifier_length(
+                "max_column_identifier_length",
+                keys.max_column_identifier_length,
             )?,
         })
     }

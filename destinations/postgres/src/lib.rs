@@ -58,8 +58,8 @@ impl Destination for PostgresDestination {
             destination_type: "dlt.destinations.postgres".into(),
             preferred_loader_file_format: "parquet".into(),
             supported_loader_file_formats: vec!["parquet".into(), "arrow".into()],
-            max_identifier_length: types::MAX_IDENTIFIER,
-            max_column_identifier_length: types::MAX_IDENTIFIER,
+            max_identifier_length: self.config.max_identifier_length,
+            max_column_identifier_length: self.config.max_column_identifier_length,
             max_text_data_type_length: 1 << 30,
             // PostgreSQL folds unquoted names to lower case; sluice always quotes
             has_case_sensitive_identifiers: true,
@@ -151,5 +151,32 @@ mod tests {
             "postgresql://loader:***@db:5432/dlt_data"
         );
         assert_eq!(caps.max_identifier_length, 63);
+        assert_eq!(caps.max_column_identifier_length, 63);
+    }
+
+    #[test]
+    fn identifier_lengths_are_config_keys() {
+        let secrets = serde_json::json!({ "credentials": "postgresql://loader@db:5432/dlt_data" });
+        let dest = PostgresDestination::from_json(
+            serde_json::json!({ "max_identifier_length": 20, "max_column_identifier_length": 30 }),
+            secrets.clone(),
+        )
+        .expect("config");
+        let caps = dest.capabilities();
+        assert_eq!(
+            (
+                caps.max_identifier_length,
+                caps.max_column_identifier_length
+            ),
+            (20, 30)
+        );
+        for bad in [0, 64] {
+            let err = PostgresDestination::from_json(
+                serde_json::json!({ "max_identifier_length": bad }),
+                secrets.clone(),
+            )
+            .expect_err("out of range");
+            assert!(err.to_string().contains("max_identifier_length"), "{err}");
+        }
     }
 }
