@@ -380,6 +380,48 @@ fn bad_files_fail_cleanly_naming_the_file_and_line() {
 }
 
 #[test]
+fn invalid_json_in_the_middle_of_a_jsonl_file_names_the_file_and_line() {
+    // line 3 of 5 of the second of three files; nothing of any file is loaded
+    let good = b"{\"a\": 1}\n{\"a\": 2}\n";
+    let bad = b"{\"a\": 1}\n{\"a\": 2}\n{\"a\": 3,, \"b\": 1}\n{\"a\": 4}\n{\"a\": 5}\n";
+    let e = failing_load(
+        &[("1.jsonl", good), ("2.jsonl", bad), ("3.jsonl", good)],
+        "*.jsonl",
+        json!({}),
+    );
+    assert!(
+        e.contains("2.jsonl` at line 3, column")
+            && e.contains("invalid JSON")
+            && !e.contains("1.jsonl"),
+        "{e}"
+    );
+    // the same with an incremental cursor in the documents (filtered before normalizing)
+    let e = failing_load(
+        &[("1.jsonl", good), ("2.jsonl", bad)],
+        "*.jsonl",
+        json!({"incremental": {"cursor_path": "a"}}),
+    );
+    assert!(e.contains("2.jsonl` at line 3, column"), "{e}");
+    // a big file read in several chunks (each one a text of its own): the line in the file
+    let mut big = String::new();
+    for i in 1..=120_000u64 {
+        if i == 100_001 {
+            big.push_str("{\"id\": 100001, \"name\": \"cut\"\n");
+        } else {
+            big.push_str(&format!(
+                "{{\"id\": {i}, \"name\": \"row number {i} of a big file\"}}\n"
+            ));
+        }
+    }
+    let e = failing_load(
+        &[("big.jsonl", big.as_bytes()), ("small.jsonl", good)],
+        "*.jsonl",
+        json!({}),
+    );
+    assert!(e.contains("big.jsonl` at line 100001:"), "{e}");
+}
+
+#[test]
 fn a_missing_local_bucket_is_a_clear_error() {
     let err = source(
         json!({"bucket_url": "/definitely/not/here", "file_glob": "*.csv"}),

@@ -318,6 +318,75 @@ fn long_names_are_shortened_to_63_characters_as_dlt_does() {
     );
 }
 
+/// `max_identifier_length` / `max_column_identifier_length` are config keys of the plugin: a
+/// limit of 20 shortens table, nested table and flattened column names to dlt's names (those
+/// of dlt 1.31 with `max_identifier_length=20`, golden case `identifier_length_20`); as in dlt,
+/// the smaller of the two limits applies to tables and columns alike.
+#[test]
+fn identifier_lengths_are_config_keys_and_shorten_names_as_dlt_does() {
+    for (tag, key) in [
+        ("idlen_t", "max_identifier_length"),
+        ("idlen_c", "max_column_identifier_length"),
+    ] {
+        let ds = dataset(tag);
+        let tmp = tempfile::tempdir().expect("tmp");
+        let mut p = pg_pipeline_with(
+            &format!("pg_{tag}"),
+            &ds,
+            tmp.path(),
+            json!({ key: 20 }),
+            &pg_url(),
+        );
+        run(
+            &mut p,
+            vec![Resource::from_values(
+                "customer_order_history",
+                vec![json!({
+                    "id": 1,
+                    "shipping_address": {"street_name_and_number": "Main 1", "city": "X"},
+                    "order_line_items": [{"product_identifier": "p1", "attribute_values": [1, 2]}]
+                })],
+            )],
+        )
+        .expect("load");
+        let columns: Vec<String> = pg_rows(&format!(
+            "SELECT table_name || '.' || column_name FROM information_schema.columns \
+             WHERE table_schema = '{ds}' AND table_name NOT LIKE '\\_dlt%' \
+             AND column_name NOT LIKE '\\_dlt%' ORDER BY 1"
+        ))
+        .into_iter()
+        .filter_map(|r| r[0].clone())
+        .collect();
+        assert_eq!(
+            columns,
+            [
+                "customeod6zjge_items.product_identifier",
+                "customepvmkwa_values.value",
+                "customewaxtgwhistory.id",
+                "customewaxtgwhistory.shippinlivlaqs__city",
+                "customewaxtgwhistory.shippintxvmgg_number",
+            ],
+            "{key}"
+        );
+    }
+    // PostgreSQL would cut longer names itself: the plugin refuses a limit above 63
+    let tmp = tempfile::tempdir().expect("tmp");
+    let err = Pipeline::builder("pg_idlen_bad")
+        .registry(registry())
+        .destination("postgres")
+        .destination_config(
+            json!({ "max_identifier_length": 64 }),
+            json!({ "credentials": pg_url() }),
+        )
+        .dataset_name("sluice_pg_idlen_bad")
+        .pipelines_dir(tmp.path())
+        .build()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("max_identifier_length"), "{err}");
+}
+
 #[test]
 fn replace_strategies_and_merge_keep_their_promises() {
     for strategy in [
@@ -1632,4 +1701,114 @@ fn sslmode_is_honoured_with_tls_where_asked_and_the_loopback_fast_path_kept() {
     assert!(e.contains("TLS with") && e.contains("sslrootcert"), "{e}");
     let e = tls_of("pg_tls_bad", "sslmode=always").expect_err("not a mode");
     assert!(e.contains("sslmode `always`"), "{e}");
+}
+
+/// Two rows of one primary key in one upsert load. dlt 1.31 fails on PostgreSQL: both rows get
+/// the key hash as `_dlt_id`, which is UNIQUE (`create_indexes`, the default), and the insert
+/// into its staging table violates it. sluice fails too, before the merge, naming the table,
+/// the key and the fix, and commits nothing; the named fix (delete-insert with dedup_sort)
+/// loads one row. With `create_indexes = false` sluice loads what dlt loads: both rows of a
+/// new key, and a MERGE error (with the same fix) for two rows of a key the table holds.
+#[test]
+fn upsert_with_a_repeated_key_in_one_load_fails_as_dlt_does_naming_key_and_fix() {
+    let upsert = json!({"disposition": "merge", "strategy": "upsert"});
+    let items = |rows: Vec<Value>, wd: &Value| {
+        Resource::from_values("items", rows)
+            .write_disposition(wd.clone())
+            .primary_key(["id"])
+    };
+    let twice = || vec![json!({"id": 1, "v": "a"}), json!({"id": 1, "v": "b"})];
+
+    // a new key, twice
+    let ds = dataset("upsert_dup");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut p = postgres_pipeline("pg_upsert_dup", &ds, tmp.path());
+    let e = load_error(run(&mut p, vec![items(twice(), &upsert)])).expect("must fail");
+    assert!(e.contains("table `items`"), "{e}");
+    assert!(
+        e.contains("2 rows of this load have the same primary key (`id`)"),
+        "{e}"
+    );
+    assert!(e.contains(r#"{"id" : 1}"#), "{e}");
+    assert!(
+        e.contains("delete-insert") && e.contains("dedup_sort"),
+        "{e}"
+    );
+    assert_eq!(
+        count(&format!(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = '{ds}' AND tablename = 'items'"
+        )),
+        0,
+        "nothing committed, not even the table"
+    );
+
+    // a key the table holds, twice
+    let ds = dataset("upsert_dup_old");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut p = postgres_pipeline("pg_upsert_dup_old", &ds, tmp.path());
+    run(
+        &mut p,
+        vec![items(vec![json!({"id": 1, "v": "x"})], &upsert)],
+    )
+    .expect("first load");
+    let e = load_error(run(&mut p, vec![items(twice(), &upsert)])).expect("must fail");
+    assert!(
+        e.contains("table `items`") && e.contains(r#"{"id" : 1}"#),
+        "{e}"
+    );
+    assert_eq!(
+        pg_rows(&format!("SELECT v FROM \"{ds}\".items")),
+        vec![vec![Some("x".to_string())]]
+    );
+
+    // the fix: delete-insert keeps one row per key, dedup_sort chooses it
+    let ds = dataset("upsert_dup_fix");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut p = postgres_pipeline("pg_upsert_dup_fix", &ds, tmp.path());
+    let r = items(
+        twice(),
+        &json!({"disposition": "merge", "strategy": "delete-insert"}),
+    )
+    .columns(json!({"v": {"dedup_sort": "desc"}}));
+    run(&mut p, vec![r]).expect("delete-insert");
+    assert_eq!(
+        pg_rows(&format!("SELECT id::text, v FROM \"{ds}\".items")),
+        vec![vec![Some("1".to_string()), Some("b".to_string())]]
+    );
+
+    // without UNIQUE constraints: both rows of a new key (as dlt, and as on DuckDB); a MERGE
+    // error for a key the table holds (dlt: "MERGE command cannot affect row a second time")
+    let ds = dataset("upsert_dup_noidx");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut p = pg_pipeline_with(
+        "pg_upsert_dup_noidx",
+        &ds,
+        tmp.path(),
+        json!({"create_indexes": false}),
+        &pg_url(),
+    );
+    run(&mut p, vec![items(twice(), &upsert)]).expect("both rows of a new key");
+    assert_eq!(
+        pg_rows(&format!(
+            "SELECT string_agg(v, ',' ORDER BY v), count(DISTINCT _dlt_id)::text FROM \"{ds}\".items WHERE id = 1"
+        )),
+        vec![vec![Some("a,b".to_string()), Some("1".to_string())]]
+    );
+    run(
+        &mut p,
+        vec![items(vec![json!({"id": 1, "v": "c"})], &upsert)],
+    )
+    .expect("update");
+    assert_eq!(
+        pg_rows(&format!(
+            "SELECT string_agg(v, ',' ORDER BY v) FROM \"{ds}\".items"
+        )),
+        vec![vec![Some("c,c".to_string())]],
+        "both rows of the key updated, as dlt does"
+    );
+    let e = load_error(run(&mut p, vec![items(twice(), &upsert)])).expect("must fail");
+    assert!(
+        e.contains("SQLSTATE 21000") && e.contains("delete-insert"),
+        "{e}"
+    );
 }

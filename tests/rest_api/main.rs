@@ -737,6 +737,163 @@ fn gzip_compressed_responses_are_decoded() {
     assert_eq!(run.count("z"), 9);
 }
 
+/// How many requests each path got.
+fn hits(log: &Mutex<Vec<Req>>) -> HashMap<String, u64> {
+    let mut out = HashMap::new();
+    for r in log.lock().expect("lock").iter() {
+        let page = r
+            .query
+            .get("page")
+            .map(|p| format!("?page={p}"))
+            .unwrap_or_default();
+        *out.entry(format!("{}{page}", r.path)).or_insert(0) += 1;
+    }
+    out
+}
+
+#[test]
+fn a_parent_is_requested_once_for_its_table_and_its_children() {
+    // repos: 2 pages of 5; stars and details per repo; fans per star (a grandchild)
+    let (url, log) = recording_server(|r| {
+        let parts: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
+        match parts.as_slice() {
+            ["repos"] => {
+                let p = page_of(&r.query, "page", 1);
+                let data: Vec<Value> = (0..5)
+                    .map(|i| json!({"id": (p - 1) * 5 + i, "name": format!("repo{}", (p - 1) * 5 + i)}))
+                    .collect();
+                ok(json!({"items": data, "total_pages": 2}))
+            }
+            ["repos", id, "stars"] => {
+                ok(json!([{"user": format!("a{id}")}, {"user": format!("b{id}")}]))
+            }
+            ["repos", id] => ok(json!({"id": id, "detail": true})),
+            ["users", user, "fans"] => ok(json!([{"fan": format!("f-{user}")}])),
+            _ => Reply {
+                status: 404,
+                headers: vec![],
+                body: String::new(),
+                delay: None,
+            },
+        }
+    });
+    let config = json!({"client": {"base_url": url}, "resources": [
+        {"name": "repos", "endpoint": {"path": "repos", "paginator": {"type": "page_number", "base_page": 1, "total_path": "total_pages"}}},
+        {"name": "stars", "endpoint": {"path": "repos/{resources.repos.id}/stars"}, "include_from_parent": ["name"]},
+        {"name": "details", "endpoint": {"path": "repos/{id}", "params": {"id": {"type": "resolve", "resource": "repos", "field": "id"}}}},
+        {"name": "fans", "endpoint": {"path": "users/{resources.stars.user}/fans"}},
+    ]});
+    let mut run = setup();
+    run.run(config.clone(), json!({})).expect("run");
+    assert_eq!(run.count("repos"), 10);
+    assert_eq!(run.count("stars"), 20);
+    assert_eq!(
+        run.q(
+            r#"SELECT count(*) FROM "api"."stars" WHERE _repos_name = 'repo7' AND "user" = 'a7'"#
+        ),
+        1
+    );
+    assert_eq!(run.count("details"), 10);
+    assert_eq!(run.count("fans"), 20);
+    let seen = hits(&log);
+    // dlt forks a parent's items to its transformers: each page and record is requested once
+    assert_eq!(seen.get("/repos?page=1"), Some(&1), "{seen:?}");
+    assert_eq!(seen.get("/repos?page=2"), Some(&1), "{seen:?}");
+    for id in 0..10 {
+        assert_eq!(
+            seen.get(&format!("/repos/{id}/stars")),
+            Some(&1),
+            "{seen:?}"
+        );
+        assert_eq!(seen.get(&format!("/repos/{id}")), Some(&1), "{seen:?}");
+        assert_eq!(
+            seen.get(&format!("/users/a{id}/fans")),
+            Some(&1),
+            "{seen:?}"
+        );
+    }
+    assert_eq!(seen.values().sum::<u64>(), 2 + 10 + 10 + 20, "{seen:?}");
+
+    // the parent not selected: it is still requested once for the two streams that need it
+    log.lock().expect("lock").clear();
+    let mut run = setup();
+    let src = registry()
+        .load("source", "rest_api")
+        .and_then(|p| p.open_source(&config, &json!({})))
+        .expect("source");
+    run.pipeline
+        .run(
+            &src,
+            &RunOptions {
+                section: Some("rest_api".into()),
+                resources: Some(vec!["stars".into(), "fans".into()]),
+                ..Default::default()
+            },
+        )
+        .expect("run");
+    assert_eq!(run.count("stars"), 20);
+    assert_eq!(run.count("fans"), 20);
+    let seen = hits(&log);
+    assert_eq!(seen.get("/repos?page=1"), Some(&1), "{seen:?}");
+    assert_eq!(seen.get("/repos?page=2"), Some(&1), "{seen:?}");
+    assert_eq!(seen.get("/repos/3/stars"), Some(&1), "{seen:?}");
+    assert_eq!(seen.values().sum::<u64>(), 2 + 10 + 20, "{seen:?}");
+
+    // one after another (sequential extract), each stream walks on its own and loads the same
+    log.lock().expect("lock").clear();
+    let mut run = setup();
+    run.pipeline
+        .run(
+            &src,
+            &RunOptions {
+                section: Some("rest_api".into()),
+                sequential: true,
+                ..Default::default()
+            },
+        )
+        .expect("run");
+    assert_eq!(run.count("repos"), 10);
+    assert_eq!(run.count("stars"), 20);
+    assert_eq!(run.count("details"), 10);
+    assert_eq!(run.count("fans"), 20);
+    // (the counting sees repeats: there, each of the four streams walked the parent itself)
+    assert_eq!(hits(&log).get("/repos?page=1"), Some(&4));
+}
+
+#[test]
+fn a_failing_child_fails_the_run_with_its_error_and_loads_nothing() {
+    // many parent pages, a child that fails on one of them: no hang, the child's error
+    let (url, _log) = recording_server(|r| {
+        if r.path == "/repos" {
+            let p = page_of(&r.query, "page", 1);
+            let data: Vec<Value> = (0..5).map(|i| json!({"id": (p - 1) * 5 + i})).collect();
+            return ok(json!({"items": data, "total_pages": 40}));
+        }
+        if r.path == "/repos/3/stars" {
+            return Reply {
+                status: 400,
+                headers: vec![],
+                body: "{\"message\": \"bad\"}".into(),
+                delay: None,
+            };
+        }
+        ok(json!([{"user": "u"}]))
+    });
+    let mut run = setup();
+    let e = run
+        .run(
+            fast_retries(json!({"client": {"base_url": url}, "resources": [
+                {"name": "repos", "endpoint": {"path": "repos", "paginator": {"type": "page_number", "base_page": 1, "total_path": "total_pages"}}},
+                {"name": "stars", "endpoint": {"path": "repos/{resources.repos.id}/stars"}},
+            ]})),
+            json!({}),
+        )
+        .expect_err("the child fails");
+    assert!(e.contains("400"), "{e}");
+    let tables = run.q("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'api' AND table_name NOT LIKE '_dlt%'");
+    assert_eq!(tables, 0, "nothing loaded");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Hostile servers (issue 22): credentials stay with their origin, paths cannot be steered,
 // bodies and page walks are bounded, waits and settings cannot panic, silence ends in a timeout.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow_array::{new_null_array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use serde::Deserialize;
-use sluice_sdk::{json_text_batch, Error, Result};
+use sluice_sdk::{json_text_batch, json_text_batch_from, Error, Result};
 
 /// File formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -406,7 +406,8 @@ pub fn read_jsonl(
                     "jsonl file `{file}`: invalid UTF-8 at line {line}\nhint: the file must be UTF-8 encoded"
                 ))
             })?;
-            emit(json_text_batch(text))?;
+            // with the file and line, so invalid JSON anywhere in it is reported with them
+            emit(json_text_batch_from(text, file, first_line))?;
         }
         if n == 0 {
             break;

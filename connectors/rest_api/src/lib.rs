@@ -16,8 +16,10 @@
 //!   record cannot steer a request (`../../admin`, `https://evil/`).
 //! * Limits (sluice): `max_response_bytes`, `max_pages` (see `sluice_rest::Limits`).
 
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -26,6 +28,7 @@ use sluice_rest::{Auth, Limits, PaginatorConfig, ResponseAction, RestClient, Ret
 use sluice_sdk::prelude::*;
 use sluice_sdk::resource::{IncrementalSpec, IncrementalWindow, KeyHint, WriteDispositionHint};
 use sluice_sdk::PageRequest;
+use tokio::sync::{mpsc, oneshot};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -137,7 +140,9 @@ struct Resource {
 
 /// The source.
 pub struct RestApi {
-    resources: IndexMap<String, Resource>,
+    resources: Arc<IndexMap<String, Resource>>,
+    /// streams of a run waiting to share a walk (see [`RestApi::join_group`])
+    hub: Arc<Mutex<Hub>>,
 }
 
 fn config_error(e: impl std::fmt::Display) -> Error {
@@ -583,7 +588,10 @@ impl RestApi {
         if resources.is_empty() {
             return Err(config_error("`resources` is empty"));
         }
-        Ok(Self { resources })
+        Ok(Self {
+            resources: Arc::new(resources),
+            hub: Arc::default(),
+        })
     }
 }
 
@@ -696,53 +704,258 @@ async fn run_endpoint(
     Ok(pages)
 }
 
-impl RestApi {
-    /// Every record of `name` (through its parents), handed page by page to `emit`.
-    fn walk<'a>(
+/// How long a stream whose parent pages are shared waits for the other streams of its run to
+/// open (the host opens them all within moments); then each walks on its own.
+const JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What a stream gets from a walk.
+enum Msg {
+    Page(Vec<Value>),
+    Done,
+    Failed(Error),
+}
+
+/// How a stream starts: walking on its own, or reading a walk shared with other streams.
+enum Start {
+    Alone,
+    Shared(mpsc::Receiver<Msg>),
+}
+
+/// A stream waiting for the other streams of its group.
+struct Joined {
+    name: String,
+    window: Option<IncrementalWindow>,
+    limit: Option<u64>,
+    start: oneshot::Sender<Start>,
+}
+
+/// Groups of streams of one run that read one walk: by (run id, root resource).
+#[derive(Default)]
+struct Hub {
+    waiting: HashMap<(String, String), (BTreeSet<String>, Vec<Joined>)>,
+    /// groups given up on (a stream did not open in time): late streams walk on their own
+    abandoned: HashSet<(String, String)>,
+}
+
+/// One walk of a tree of resources: every resource is requested once, and each page goes to the
+/// stream of its resource (when one reads it) and, record by record, to the children that
+/// lead to a stream (as dlt forks a parent's items to its transformers and its own table).
+struct Walk {
+    resources: Arc<IndexMap<String, Resource>>,
+    /// the streams: resource -> (its incremental window, where its pages go)
+    members: HashMap<String, (Option<IncrementalWindow>, mpsc::Sender<Msg>)>,
+    limit: Option<u64>,
+}
+
+impl Walk {
+    /// Whether a stream still reads `name`'s pages, or a child's that need them.
+    fn needed(&self, name: &str) -> bool {
+        self.members
+            .get(name)
+            .is_some_and(|(_, tx)| !tx.is_closed())
+            || self
+                .resources
+                .values()
+                .filter(|r| r.parent.as_deref() == Some(name))
+                .any(|r| self.needed(&r.descriptor.name))
+    }
+
+    /// Requests `name` (once, or for one parent record) and hands on its pages.
+    fn drive<'a>(
         &'a self,
         name: &'a str,
-        window: Option<&'a IncrementalWindow>,
-        limit: Option<u64>,
-        emit: &'a mut Emit,
+        parent: Option<(&'a str, &'a Value)>,
     ) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {
             let res = self.resources.get(name).ok_or_else(|| {
                 Error::not_found(format!("source `rest_api` has no resource `{name}`"))
             })?;
-            match &res.parent {
-                None => {
-                    run_endpoint(res, None, None, window, limit, emit).await?;
-                }
-                Some(parent) => {
-                    // the parent's pages stream into the child as they arrive (the parent's own
-                    // incremental window is not applied: every parent record)
-                    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Value>>(2);
-                    let parents = async move {
-                        let mut feed = move |recs: Vec<Value>| -> BoxFut<'static, Result<()>> {
-                            let tx = tx.clone();
-                            Box::pin(
-                                async move { tx.send(recs).await.map_err(|_| Error::cancelled()) },
-                            )
-                        };
-                        self.walk(parent, None, limit, &mut feed).await
-                    };
-                    let children = async {
-                        while let Some(items) = rx.recv().await {
-                            for item in &items {
-                                run_endpoint(res, Some(parent), Some(item), window, limit, emit)
-                                    .await?;
+            let kids: Vec<&str> = self
+                .resources
+                .values()
+                .filter(|r| r.parent.as_deref() == Some(name))
+                .map(|r| r.descriptor.name.as_str())
+                .collect();
+            // a non-stream parent is walked without a window (every parent record)
+            let window = self.members.get(name).and_then(|(w, _)| w.as_ref());
+            // the pages stream into the children as they arrive: the next page is fetched
+            // while the children of this one are requested (two pages held at most)
+            let (tx, mut rx) = mpsc::channel::<Vec<Value>>(2);
+            let producer = async move {
+                let mut feed = move |recs: Vec<Value>| -> BoxFut<'static, Result<()>> {
+                    let tx = tx.clone();
+                    Box::pin(async move { tx.send(recs).await.map_err(|_| Error::cancelled()) })
+                };
+                run_endpoint(
+                    res,
+                    parent.map(|p| p.0),
+                    parent.map(|p| p.1),
+                    window,
+                    self.limit,
+                    &mut feed,
+                )
+                .await
+            };
+            // owns the receiver: when it stops, the producer's next send fails at once
+            let consumer = async move {
+                while let Some(page) = rx.recv().await {
+                    if !self.needed(name) {
+                        // every stream that wanted these pages is gone
+                        return Ok(false);
+                    }
+                    for item in &page {
+                        for kid in &kids {
+                            if self.needed(kid) {
+                                self.drive(kid, Some((name, item))).await?;
                             }
                         }
-                        Ok::<(), Error>(())
-                    };
-                    let (p, c) = tokio::join!(parents, children);
-                    // a child error first (the parent then only saw its channel close)
-                    c?;
-                    p?;
+                    }
+                    if let Some((_, out)) = self.members.get(name) {
+                        // a stream that is gone no longer takes pages
+                        let _ = out.send(Msg::Page(page)).await;
+                    }
                 }
+                Ok::<bool, Error>(true)
+            };
+            let (p, c) = tokio::join!(producer, consumer);
+            // a child's error first (the parent then only saw its channel close)
+            if c? {
+                p?;
             }
             Ok(())
         })
+    }
+
+    /// Walks from `root` and tells every stream how it ended.
+    async fn run(self, root: String) {
+        let end = self.drive(&root, None).await;
+        for (_, tx) in self.members.values() {
+            let msg = match &end {
+                Ok(()) => Msg::Done,
+                Err(e) => Msg::Failed(e.clone()),
+            };
+            let _ = tx.send(msg).await;
+        }
+    }
+}
+
+impl RestApi {
+    fn root_of<'a>(&'a self, mut name: &'a str) -> &'a str {
+        // parents are defined before their children: no cycles
+        while let Some(p) = self.resources.get(name).and_then(|r| r.parent.as_deref()) {
+            name = p;
+        }
+        name
+    }
+
+    fn is_ancestor<'a>(&'a self, ancestor: &str, mut name: &'a str) -> bool {
+        while let Some(p) = self.resources.get(name).and_then(|r| r.parent.as_deref()) {
+            if p == ancestor {
+                return true;
+            }
+            name = p;
+        }
+        false
+    }
+
+    /// The streams of `run` that read one walk with `name`'s: its root and their names, when
+    /// there are two or more. A resource with an incremental cursor that is the parent of
+    /// another stream keeps its own walk: its requests carry its window, while its children
+    /// take every parent record (as when they run without it).
+    fn shared_group(&self, name: &str, run: &[String]) -> Option<(String, BTreeSet<String>)> {
+        let in_run: Vec<&str> = run
+            .iter()
+            .map(String::as_str)
+            .filter(|r| self.resources.contains_key(*r))
+            .collect();
+        if !in_run.contains(&name) {
+            return None;
+        }
+        let joins = |r: &str| {
+            self.resources[r].descriptor.incremental.is_none()
+                || !in_run.iter().any(|&d| self.is_ancestor(r, d))
+        };
+        if !joins(name) {
+            return None;
+        }
+        let root = self.root_of(name);
+        let members: BTreeSet<String> = in_run
+            .iter()
+            .filter(|&&r| joins(r) && self.root_of(r) == root)
+            .map(|&r| r.to_string())
+            .collect();
+        (members.len() >= 2).then(|| (root.to_string(), members))
+    }
+
+    /// Joins the group of streams `request` belongs to; the last one to join starts the walk.
+    fn join_group(
+        &self,
+        request: &ResourceRequest,
+        ctx: &StreamContext,
+    ) -> Option<(oneshot::Receiver<Start>, (String, String))> {
+        let run_id = request.run_id.as_ref()?;
+        let (root, expected) = self.shared_group(&request.resource, &request.run_resources)?;
+        let key = (run_id.clone(), root.clone());
+        let mut hub = self.hub.lock().unwrap_or_else(|p| p.into_inner());
+        if hub.abandoned.contains(&key) {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        let entry = hub
+            .waiting
+            .entry(key.clone())
+            .or_insert_with(|| (expected, Vec::new()));
+        if entry.1.iter().any(|j| j.name == request.resource) {
+            // opened twice in one run: the second walks on its own
+            return None;
+        }
+        entry.1.push(Joined {
+            name: request.resource.clone(),
+            window: request.incremental.clone(),
+            limit: request.limit,
+            start: tx,
+        });
+        if entry.1.len() == entry.0.len() {
+            let (_, joined) = hub.waiting.remove(&key)?;
+            let limit = joined.first().and_then(|j| j.limit);
+            let mut members = HashMap::new();
+            for j in joined {
+                let (mtx, mrx) = mpsc::channel(2);
+                members.insert(j.name, (j.window, mtx));
+                let _ = j.start.send(Start::Shared(mrx));
+            }
+            tracing::debug!(target: "sluice::rest_api", root = %root, streams = members.len(), "one walk for the streams of a parent");
+            let walk = Walk {
+                resources: self.resources.clone(),
+                members,
+                limit,
+            };
+            ctx.runtime().spawn(walk.run(root));
+        }
+        Some((rx, key))
+    }
+
+    /// Waits for the group to start; a group not complete in time is given up: each of its
+    /// streams walks on its own.
+    async fn wait_for_group(
+        hub: Arc<Mutex<Hub>>,
+        mut rx: oneshot::Receiver<Start>,
+        key: (String, String),
+    ) -> Start {
+        if let Ok(start) = tokio::time::timeout(JOIN_WAIT, &mut rx).await {
+            return start.unwrap_or(Start::Alone);
+        }
+        {
+            let mut hub = hub.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, joined)) = hub.waiting.remove(&key) {
+                tracing::debug!(target: "sluice::rest_api", root = %key.1, "not every stream of the run opened: each walks on its own");
+                for j in joined {
+                    let _ = j.start.send(Start::Alone);
+                }
+                hub.abandoned.insert(key);
+            }
+        }
+        rx.await.unwrap_or(Start::Alone)
     }
 }
 
@@ -767,30 +980,60 @@ impl Source for RestApi {
                     .join(", ")
             )));
         }
-        let me = RestApi {
-            resources: self.resources.clone(),
-        };
+        let group = self.join_group(&request, &ctx);
+        let hub = self.hub.clone();
+        let resources = self.resources.clone();
+        let root = self.root_of(&request.resource).to_string();
         Ok(
             ctx.spawn(Some(sluice_sdk::json_schema()), move |sink| async move {
-                let window = request.incremental.clone();
-                // pages flow through a small bounded channel into JSON batches (backpressure end to end)
-                let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Value>>(4);
-                let producer = async {
-                    let mut emit = move |recs: Vec<Value>| -> BoxFut<'static, Result<()>> {
-                        let tx = tx.clone();
-                        Box::pin(async move { tx.send(recs).await.map_err(|_| Error::cancelled()) })
-                    };
-                    me.walk(&request.resource, window.as_ref(), request.limit, &mut emit)
-                        .await
+                let start = match group {
+                    Some((rx, key)) => Self::wait_for_group(hub, rx, key).await,
+                    None => Start::Alone,
                 };
-                let consumer = async {
+                // a stream of its own: this resource's walk (through its parents) runs here
+                let (mut rx, walk) = match start {
+                    Start::Shared(rx) => (rx, None),
+                    Start::Alone => {
+                        let (tx, rx) = mpsc::channel(4);
+                        let members = HashMap::from([(
+                            request.resource.clone(),
+                            (request.incremental.clone(), tx),
+                        )]);
+                        let walk = Walk {
+                            resources,
+                            members,
+                            limit: request.limit,
+                        };
+                        (rx, Some(walk))
+                    }
+                };
+                let producer = async move {
+                    if let Some(w) = walk {
+                        w.run(root).await;
+                    }
+                };
+                // pages flow through small bounded channels into JSON batches (backpressure
+                // end to end); dropping the receiver tells the walk this stream is gone
+                let consumer = async move {
                     let mut docs = JsonBatchBuilder::new(1 << 20);
-                    while let Some(recs) = rx.recv().await {
-                        for v in &recs {
-                            docs.push_value(v)?;
-                        }
-                        if docs.is_full() {
-                            sink.send(docs.finish()).await?;
+                    loop {
+                        match rx.recv().await {
+                            Some(Msg::Page(recs)) => {
+                                for v in &recs {
+                                    docs.push_value(v)?;
+                                }
+                                if docs.is_full() {
+                                    sink.send(docs.finish()).await?;
+                                }
+                            }
+                            Some(Msg::Done) => break,
+                            Some(Msg::Failed(e)) => return Err(e),
+                            None => {
+                                return Err(Error::internal(format!(
+                                    "resource `{}`: the walk of its pages stopped without an end",
+                                    request.resource
+                                )))
+                            }
                         }
                     }
                     if !docs.is_empty() {
@@ -798,8 +1041,7 @@ impl Source for RestApi {
                     }
                     Ok::<(), Error>(())
                 };
-                let (p, c) = tokio::join!(producer, consumer);
-                p?;
+                let ((), c) = tokio::join!(producer, consumer);
                 c?;
                 Ok(None)
             }),

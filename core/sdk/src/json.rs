@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 
 use arrow_array::builder::LargeStringBuilder;
-use arrow_array::{Array, LargeStringArray, RecordBatch};
+use arrow_array::{Array, LargeStringArray, RecordBatch, UInt64Array};
 use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
@@ -35,6 +35,59 @@ pub fn json_text_batch(text: String) -> RecordBatch {
     let array = unsafe { LargeStringArray::new_unchecked(offsets, values, None) };
     RecordBatch::try_new(json_schema(), vec![Arc::new(array)])
         .expect("one non-null LargeUtf8 column matches json_schema")
+}
+
+/// Optional column of [`DataFormat::Json`](crate::DataFormat::Json) batches: where each text
+/// comes from, as the user knows it (a file's path in its bucket or its URL without secrets).
+pub const JSON_ORIGIN_COLUMN: &str = "_sluice_origin";
+
+/// Optional column beside [`JSON_ORIGIN_COLUMN`]: the 1-based line of its origin that each text
+/// starts at (`UInt64`).
+pub const JSON_LINE_COLUMN: &str = "_sluice_line";
+
+/// The schema of JSON document batches that say where their texts come from: [`json_schema`]'s
+/// column, then [`JSON_ORIGIN_COLUMN`] and [`JSON_LINE_COLUMN`]. The host reports invalid JSON
+/// with the name and line (hosts that do not know these columns ignore them).
+pub fn json_located_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![
+                Field::new(JSON_COLUMN, DataType::LargeUtf8, false),
+                Field::new(JSON_ORIGIN_COLUMN, DataType::LargeUtf8, false),
+                Field::new(JSON_LINE_COLUMN, DataType::UInt64, false),
+            ]))
+        })
+        .clone()
+}
+
+/// [`json_text_batch`] of a text that is lines `first_line`.. of `origin` (a file): a batch of
+/// [`json_located_schema`].
+pub fn json_text_batch_from(text: String, origin: &str, first_line: u64) -> RecordBatch {
+    let texts = json_text_batch(text).column(0).clone();
+    RecordBatch::try_new(
+        json_located_schema(),
+        vec![
+            texts,
+            Arc::new(LargeStringArray::from(vec![origin])),
+            Arc::new(UInt64Array::from(vec![first_line])),
+        ],
+    )
+    .expect("three non-null columns of one row match json_located_schema")
+}
+
+/// Where the texts of a document batch come from: the origin and first line columns, when the
+/// batch has them.
+pub fn json_text_origins(batch: &RecordBatch) -> Option<(&LargeStringArray, &UInt64Array)> {
+    let origin = batch
+        .column_by_name(JSON_ORIGIN_COLUMN)?
+        .as_any()
+        .downcast_ref::<LargeStringArray>()?;
+    let line = batch
+        .column_by_name(JSON_LINE_COLUMN)?
+        .as_any()
+        .downcast_ref::<UInt64Array>()?;
+    Some((origin, line))
 }
 
 /// Accumulates JSON documents into batches of about `target_bytes` of text.

@@ -78,7 +78,10 @@ pub use cancel::{CancelFlag, CancelToken};
 pub use destination::{Capabilities, Destination, DestinationClient};
 pub use error::{Error, Result};
 pub use export::Plugin;
-pub use json::{json_schema, json_text_array, json_text_batch, json_texts, JsonBatchBuilder};
+pub use json::{
+    json_located_schema, json_schema, json_text_array, json_text_batch, json_text_batch_from,
+    json_text_origins, json_texts, JsonBatchBuilder, JSON_LINE_COLUMN, JSON_ORIGIN_COLUMN,
+};
 pub use paginator::{PageRequest, PageResponse, Paginator};
 pub use redact::{redact_url, redact_urls, URL_QUERY_ALLOW_LIST};
 pub use resource::{

@@ -209,6 +209,16 @@ pub struct ResourceRequest {
     /// Extra parameters.
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub params: Value,
+    /// Every resource (this one included) the host opens in this run and reads at the same
+    /// time, each on its own stream, all opened within moments of each other; empty when the
+    /// host reads resources one after another. A source may share work between them, as dlt
+    /// forks a parent's items to its transformers: the rest_api source requests a parent's
+    /// pages once for the parent's own table and for the children that take its records.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub run_resources: Vec<String>,
+    /// Identifies the run (the load id) for `run_resources`: streams of one run belong together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
 }
 
 /// The incremental window the host computed for a run: the source may use it to narrow its

@@ -407,6 +407,7 @@ impl PostgresClient {
                     "42939" => Some("names starting with pg_ are reserved by PostgreSQL; choose another dataset name"),
                     "42501" => Some("the user lacks a privilege; grant it CREATE on the database and USAGE, CREATE on the dataset's schema"),
                     "53100" => Some("the server's disk is full; free space, then run again: the package is still pending"),
+                    "21000" if context.to_string().contains("MERGE") => Some("two rows of this load have the same primary key as one row of the table, and a MERGE cannot update a row twice (dlt fails the same way); send one row per key (deduplicate in the source), or use the delete-insert merge strategy, which keeps one row per primary key (a dedup_sort column hint chooses which)"),
                     "0A000" if context.to_string().contains("MERGE") => Some("merge strategy upsert needs PostgreSQL 15 or newer; use delete-insert"),
                     _ => None,
                 };
@@ -826,6 +827,78 @@ impl PostgresClient {
         out
     }
 
+    /// Fails a load that holds two rows of one primary key for a root table whose `_dlt_id` is
+    /// the hash of that key (merge strategies upsert and insert-only, spec b.3) while `_dlt_id`
+    /// carries its UNIQUE constraint (`create_indexes`, dlt's default): both rows get the same
+    /// `_dlt_id`. dlt 1.31 fails on such a load too (the insert into its staging table, which
+    /// has the constraint as well, violates it: `items__dlt_id_key`); sluice's staging tables
+    /// have no constraints, so it checks the staged rows before the merge and names the table,
+    /// the key and the fix instead of a `_dlt_id` hash. Without `create_indexes` the rows go
+    /// to the merge as in dlt: two rows of a new key are both inserted, two rows of a key the
+    /// table holds fail the MERGE (SQLSTATE 21000, see `fail`).
+    fn check_duplicate_keys(&mut self, root: &Table) -> Result<()> {
+        let strategy = root.merge_strategy();
+        if !self.config.create_indexes
+            || !matches!(
+                strategy,
+                Some(MergeStrategy::Upsert) | Some(MergeStrategy::InsertOnly)
+            )
+        {
+            return Ok(());
+        }
+        let unique_id = jobs::complete_columns(root)
+            .iter()
+            .any(|c| c.name == "_dlt_id" && c.unique == Some(true));
+        let pk: Vec<String> = root
+            .columns_with_hint("primary_key")
+            .into_iter()
+            .map(String::from)
+            .collect();
+        if !unique_id || pk.is_empty() {
+            return Ok(());
+        }
+        let object = pk
+            .iter()
+            .map(|k| format!("'{}', s.{}", k.replace('\'', "''"), quote(k)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let group = pk
+            .iter()
+            .map(|k| format!("s.{}", quote(k)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT pg_catalog.json_build_object({object})::text, count(*)::text FROM {} AS s GROUP BY {group} HAVING count(*) > 1 LIMIT 1",
+            qualified(&self.staging, &root.name)
+        );
+        let rows = self.fetch("cannot check the staged rows for repeated keys", &sql, &[])?;
+        let Some(row) = rows.first() else {
+            return Ok(());
+        };
+        let key: String = row.try_get(0).unwrap_or_default();
+        let n: String = row.try_get(1).unwrap_or_default();
+        let strategy = if strategy == Some(MergeStrategy::Upsert) {
+            "upsert"
+        } else {
+            "insert-only"
+        };
+        let columns = pk
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Err(Error::destination(format!(
+            "table `{table}`: {n} rows of this load have the same primary key ({columns}) {key}; \
+             merge strategy `{strategy}` gives them one `_dlt_id` (the hash of the key), which \
+             is UNIQUE on PostgreSQL (create_indexes), so they cannot be loaded (dlt fails on \
+             this load too); nothing of this load package was committed\n\
+             hint: send one row per key (deduplicate in the source), or use the delete-insert \
+             merge strategy, which keeps one row per primary key (a dedup_sort column hint \
+             chooses which)",
+            table = root.name
+        )))
+    }
+
     /// UNIQUE constraints of the tables this transaction created, added after their data.
     fn unique_constraints(&self) -> Result<Vec<String>> {
         if !self.config.create_indexes {
@@ -872,6 +945,9 @@ impl PostgresClient {
                         "table `{root}`: merge strategy `upsert` needs PostgreSQL 15 or newer (MERGE); the server is {}\nhint: use the delete-insert strategy",
                         self.server_version
                     )));
+                }
+                if disposition == WriteDisposition::Merge {
+                    self.check_duplicate_keys(chain[0])?;
                 }
                 let followup = Followup {
                     dialect: &Postgres,

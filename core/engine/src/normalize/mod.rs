@@ -24,6 +24,7 @@ pub mod parallel;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use ahash::{AHashMap, AHashSet};
 use arrow_array::RecordBatch;
@@ -293,10 +294,19 @@ fn scalar_of<'d>(node: &Node<'d>, doc: &'d Doc<'d>) -> Scalar<'d> {
         Node::UInt(u) => Scalar::UInt(u),
         Node::BigInt(t) => Scalar::BigInt(t),
         Node::Float(f) => Scalar::Float(f),
-        Node::Str(s) => Scalar::Str(s),
-        Node::Decoded(..) => Scalar::Str(doc.str_of(node).unwrap_or("")),
+        Node::Str(s) => str_scalar(s),
+        Node::Decoded(..) => str_scalar(doc.str_of(node).unwrap_or("")),
         // containers are serialized by the caller
         Node::Object { .. } | Node::Array { .. } => Scalar::Null,
+    }
+}
+
+/// A string value: text, or a `Decimal` when it carries dlt's typed-JSON decimal marker.
+#[inline]
+fn str_scalar(s: &str) -> Scalar<'_> {
+    match crate::types::decimal_marker(s) {
+        Some(d) => Scalar::Decimal(d),
+        None => Scalar::Str(s),
     }
 }
 
@@ -359,12 +369,24 @@ impl<S: BatchSink> Normalizer<S> {
     /// Normalizes every JSON document in `text` (whitespace-separated; a top-level array stands
     /// for its elements) into root table `table` (already normalized).
     pub fn normalize_json_text(&mut self, table: &str, text: &str) -> Result<()> {
+        self.normalize_json_text_from(table, text, &[])
+    }
+
+    /// [`Normalizer::normalize_json_text`] on a text whose parts come from named documents (the
+    /// files of a source): invalid JSON is reported with the name and line it came from.
+    pub fn normalize_json_text_from(
+        &mut self,
+        table: &str,
+        text: &str,
+        origins: &[TextOrigin],
+    ) -> Result<()> {
         let mut parser = Parser::new(text);
         let mut doc = Doc::new();
         loop {
-            let more = parser.next_document(&mut doc).map_err(|e| {
-                Error::data(format!("invalid JSON in the data of table `{table}`: {e}"))
-            })?;
+            let start = parser.offset();
+            let more = parser
+                .next_document(&mut doc)
+                .map_err(|e| invalid_json(&format!("table `{table}`"), text, start, &e, origins))?;
             if !more {
                 return Ok(());
             }
@@ -1468,6 +1490,57 @@ fn unsafe_lifetime<'d, 'a>(node: NodeRef<'d, 'a>) -> NodeRef<'static, 'static> {
     // SAFETY: see above; NodeRef is two words with no drop glue, and the lifetimes are the
     // only difference between the two types.
     unsafe { std::mem::transmute::<NodeRef<'d, 'a>, NodeRef<'static, 'static>>(node) }
+}
+
+/// Where a part of a JSON text comes from: from byte `offset` of the text on, the text is line
+/// `line` (1-based) on of the document `name` (e.g. a file as the user knows it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextOrigin {
+    /// Byte offset in the text where this part starts.
+    pub offset: usize,
+    /// The document's name.
+    pub name: Arc<str>,
+    /// The line of the document at `offset`.
+    pub line: u64,
+}
+
+/// The error for invalid JSON found while parsing the document that follows byte `start` of
+/// `text`: with the name and line of its origin when known (the line where the document starts:
+/// JSON lines hold one document a line), and what the parser said.
+pub(crate) fn invalid_json(
+    context: &str,
+    text: &str,
+    start: usize,
+    e: &crate::json::JsonError,
+    origins: &[TextOrigin],
+) -> Error {
+    let bytes = text.as_bytes();
+    let start = start.min(bytes.len());
+    let doc_start = start
+        + bytes[start..]
+            .iter()
+            .take_while(|b| b.is_ascii_whitespace())
+            .count();
+    let Some(origin) = origins
+        .iter()
+        .rev()
+        .find(|o| o.offset <= doc_start)
+        .filter(|o| !o.name.is_empty())
+    else {
+        return Error::data(format!("invalid JSON in the data of {context}: {e}"));
+    };
+    let line =
+        origin.line + memchr::memchr_iter(b'\n', &bytes[origin.offset..doc_start]).count() as u64;
+    let at = e.offset.clamp(doc_start, bytes.len());
+    let column = if memchr::memchr(b'\n', &bytes[doc_start..at]).is_none() {
+        format!(", column {}", e.column)
+    } else {
+        String::new()
+    };
+    Error::data(format!(
+        "invalid JSON in `{}` at line {line}{column}: {} (data of {context})",
+        origin.name, e.message
+    ))
 }
 
 #[cfg(test)]

@@ -22,7 +22,9 @@ use std::thread::JoinHandle;
 use arrow_array::RecordBatch;
 use arrow_schema::Schema as ArrowSchema;
 
-use super::{BatchSink, ChunkOutput, MemorySink, NormalizeOptions, NormalizeReport, Normalizer};
+use super::{
+    BatchSink, ChunkOutput, MemorySink, NormalizeOptions, NormalizeReport, Normalizer, TextOrigin,
+};
 use crate::schema::Schema;
 use crate::{Error, Result};
 
@@ -33,11 +35,18 @@ fn text_of(t: &SharedText) -> &str {
     (**t).as_ref()
 }
 
+/// Where the parts of a chunk come from (empty: unknown), for error messages.
+pub type Origins = Arc<[TextOrigin]>;
+
+/// A chunk kept until it is merged (a chunk normalized on an outdated schema runs again).
+type Input = (Arc<str>, SharedText, Origins);
+
 struct Job {
     seq: u64,
     table: Arc<str>,
     /// the chunk (shared: no copy of the text on the way to the worker)
     text: SharedText,
+    origins: Origins,
     /// the master schema and its generation, when the worker's copy is outdated
     schema: Option<(u64, Schema)>,
 }
@@ -62,7 +71,7 @@ pub struct ParallelNormalizer<W: BatchSink> {
     done: Receiver<Done>,
     next_seq: u64,
     next_merge: u64,
-    inputs: BTreeMap<u64, (Arc<str>, SharedText)>,
+    inputs: BTreeMap<u64, Input>,
     arrived: BTreeMap<u64, Done>,
     next_worker: usize,
     report: NormalizeReport,
@@ -119,7 +128,7 @@ fn worker_loop(
         };
         let generation = *generation;
         let result = (|| {
-            n.normalize_json_text(&job.table, text_of(&job.text))?;
+            n.normalize_json_text_from(&job.table, text_of(&job.text), &job.origins)?;
             let out = n.take_output()?;
             let batches = take_batches(n.sink_mut());
             let schema = out.schema_changed.then(|| n.schema().clone());
@@ -210,23 +219,35 @@ impl<W: BatchSink> ParallelNormalizer<W> {
     /// Queues a chunk of JSON documents of root table `table` (whitespace-separated documents;
     /// top-level arrays stand for their elements). Blocks while the workers are busy.
     pub fn push(&mut self, table: &str, text: String) -> Result<()> {
-        self.push_shared(table, Arc::new(text))
+        self.push_shared_from(table, Arc::new(text), Arc::new([]))
     }
 
     /// Normalizes a chunk of JSON text that stays where it is (e.g. the value buffer of the
     /// source's Arrow batch): the workers read it without a copy.
     pub fn push_shared(&mut self, table: &str, text: SharedText) -> Result<()> {
+        self.push_shared_from(table, text, Arc::new([]))
+    }
+
+    /// [`ParallelNormalizer::push_shared`] of a text whose parts come from `origins` (named
+    /// documents, e.g. files): invalid JSON is reported with the name and line.
+    pub fn push_shared_from(
+        &mut self,
+        table: &str,
+        text: SharedText,
+        origins: Origins,
+    ) -> Result<()> {
         if self.workers.jobs.is_empty() {
             // no threads could be started: normalize here
             let seq = self.next_seq;
             self.next_seq += 1;
-            self.inputs.insert(seq, (Arc::from(table), text));
+            self.inputs.insert(seq, (Arc::from(table), text, origins));
             return self.rerun(seq);
         }
         let seq = self.next_seq;
         self.next_seq += 1;
         let table: Arc<str> = Arc::from(table);
-        self.inputs.insert(seq, (table.clone(), text.clone()));
+        self.inputs
+            .insert(seq, (table.clone(), text.clone(), origins.clone()));
         // bound the work in flight: two chunks per worker
         while self.inputs.len() > self.workers.jobs.len() * 2 {
             self.merge_one()?;
@@ -241,6 +262,7 @@ impl<W: BatchSink> ParallelNormalizer<W> {
             seq,
             table,
             text,
+            origins,
             schema,
         };
         if self.workers.jobs[w].send(job).is_err() {
@@ -348,7 +370,7 @@ impl<W: BatchSink> ParallelNormalizer<W> {
 
     /// Normalizes chunk `seq` on this thread from the current schema.
     fn rerun(&mut self, seq: u64) -> Result<()> {
-        let Some((table, text)) = self.inputs.remove(&seq) else {
+        let Some((table, text, origins)) = self.inputs.remove(&seq) else {
             return Ok(());
         };
         let schema = self.master.clone();
@@ -358,7 +380,7 @@ impl<W: BatchSink> ParallelNormalizer<W> {
             MemorySink::default(),
             self.options.clone(),
         );
-        n.normalize_json_text(&table, text_of(&text))?;
+        n.normalize_json_text_from(&table, text_of(&text), &origins)?;
         let out = n.take_output()?;
         let batches = take_batches(n.sink_mut());
         if out.schema_changed {
@@ -494,5 +516,58 @@ mod tests {
         let _ = p.push("items", "{\"a\": }".into());
         let err = p.finish().expect_err("invalid json");
         assert!(err.to_string().contains("invalid JSON"), "{err}");
+    }
+
+    #[test]
+    fn invalid_json_is_reported_with_the_file_and_line_it_came_from() {
+        // two files in one chunk: a.jsonl (2 lines), then b.jsonl from its line 1
+        let a = "{\"a\": 1}\n{\"a\": 2}\n";
+        let b = "{\"a\": 3}\n\n{\"a\": 4,, \"b\": 1}\n{\"a\": 5}\n";
+        for workers in [1, 2] {
+            let mut p = ParallelNormalizer::new(
+                Schema::new("t", Naming::snake_case()),
+                "1.1",
+                MemorySink::default(),
+                NormalizeOptions::default(),
+                workers,
+            );
+            let origins: Origins = vec![
+                TextOrigin {
+                    offset: 0,
+                    name: Arc::from("a.jsonl"),
+                    line: 1,
+                },
+                TextOrigin {
+                    offset: a.len(),
+                    name: Arc::from("dir/b.jsonl"),
+                    line: 1,
+                },
+            ]
+            .into();
+            p.push_shared_from("items", Arc::new(format!("{a}{b}")), origins)
+                .expect("push");
+            let err = p.finish().expect_err("invalid json").to_string();
+            assert!(
+                err.contains("`dir/b.jsonl` at line 3, column ") && err.contains("table `items`"),
+                "{err}"
+            );
+        }
+        // a document cut off by the end of its line is reported at the line where it starts
+        let mut n = Normalizer::new(
+            Schema::new("t", Naming::snake_case()),
+            "1.1",
+            MemorySink::default(),
+            NormalizeOptions::default(),
+        );
+        let origins = [TextOrigin {
+            offset: 0,
+            name: Arc::from("s3://bucket/x.jsonl"),
+            line: 41,
+        }];
+        let err = n
+            .normalize_json_text_from("items", "{\"a\": 1}\n{\"a\": [1, 2\n{\"a\": 3}\n", &origins)
+            .expect_err("cut off")
+            .to_string();
+        assert!(err.contains("`s3://bucket/x.jsonl` at line 42:"), "{err}");
     }
 }

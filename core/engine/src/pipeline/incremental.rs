@@ -389,14 +389,37 @@ impl Incremental {
 
     /// Filters a text of JSON documents; the kept items are appended to `out` as JSON lines.
     pub fn filter_text(&mut self, text: &str, out: &mut String) -> Result<()> {
+        self.filter_text_from(text, out, None)
+    }
+
+    /// [`Incremental::filter_text`] of a text that comes from `origin` (a file and the line
+    /// the text starts at): invalid JSON is reported with the name and line.
+    pub fn filter_text_from(
+        &mut self,
+        text: &str,
+        out: &mut String,
+        origin: Option<&crate::normalize::TextOrigin>,
+    ) -> Result<()> {
         let mut parser = Parser::new(text);
         let mut doc = Doc::new();
-        while parser.next_document(&mut doc).map_err(|e| {
-            Error::data(format!(
-                "invalid JSON from resource `{}`: {e}",
-                self.resource
-            ))
-        })? {
+        loop {
+            let start = parser.offset();
+            let more = parser.next_document(&mut doc).map_err(|e| match origin {
+                Some(o) => crate::normalize::invalid_json(
+                    &format!("resource `{}`", self.resource),
+                    text,
+                    start,
+                    &e,
+                    std::slice::from_ref(o),
+                ),
+                None => Error::data(format!(
+                    "invalid JSON from resource `{}`: {e}",
+                    self.resource
+                )),
+            })?;
+            if !more {
+                break;
+            }
             let root = doc.root();
             let items: Vec<NodeRef<'_, '_>> = if root.is_array() {
                 root.items().collect()

@@ -47,7 +47,7 @@ use sluice_sdk::{CancelFlag, Capabilities, Destination, DestinationClient, Sourc
 use crate::extract;
 use crate::naming::{Naming, NamingKind};
 use crate::normalize::parallel::ParallelNormalizer;
-use crate::normalize::NormalizeOptions;
+use crate::normalize::{NormalizeOptions, TextOrigin};
 use crate::schema::Schema;
 use crate::writer::ParquetWriter;
 use crate::{Error, Result};
@@ -151,6 +151,9 @@ impl RunOptions {
 /// `table_name_path` (routed documents) always gather.
 const SHARED_TEXT: usize = 1 << 20;
 
+/// The longest schema name (dlt's `InvalidSchemaName.MAXIMUM_SCHEMA_NAME_LENGTH`).
+const MAX_SCHEMA_NAME_LENGTH: usize = 64;
+
 /// One JSON text of a source's batch. The array keeps the whole batch buffer alive (including
 /// small texts of it already gathered) until the chunk is merged: at most the chunks in flight,
 /// two per worker, plus the 8 items of the multi-resource channel.
@@ -164,10 +167,15 @@ impl AsRef<str> for BatchText {
 
 /// What a resource hands to the normalizer.
 enum Item {
-    /// JSON documents (lines) for a table.
-    Json(String, String),
-    /// A big JSON text of a source's batch for a table, passed on without a copy.
-    Shared(String, crate::normalize::parallel::SharedText),
+    /// JSON documents (lines) for a table, and where their parts come from (for errors).
+    Json(String, String, Vec<TextOrigin>),
+    /// A big JSON text of a source's batch for a table, passed on without a copy, and where it
+    /// comes from.
+    Shared(
+        String,
+        crate::normalize::parallel::SharedText,
+        Option<TextOrigin>,
+    ),
     /// A typed Arrow batch for a table.
     Arrow(String, arrow_array::RecordBatch),
     /// JSON documents whose table is named by the data (`table_name_path`): the resource, the
@@ -587,8 +595,21 @@ impl Pipeline {
             .join(format!("{name}.schema.json"))
     }
 
+    /// The naming convention with the destination's length limit. As dlt's
+    /// `import_normalizers`, one limit shortens table and column names alike: the smaller of
+    /// `max_identifier_length` and `max_column_identifier_length` (0 means "not set", as dlt's
+    /// `None`); 65536 and more (dlt's DuckDB) is no limit.
     fn naming_for(&self) -> Naming {
-        let max = self.capabilities.max_identifier_length;
+        let caps = &self.capabilities;
+        let max = match (
+            caps.max_identifier_length,
+            caps.max_column_identifier_length,
+        ) {
+            (0, 0) => usize::MAX,
+            (0, c) => c,
+            (t, 0) => t,
+            (t, c) => t.min(c),
+        };
         Naming::new(self.naming, (max < 65536).then_some(max))
     }
 
@@ -926,7 +947,10 @@ impl Pipeline {
         load_id: &str,
     ) -> Result<bool> {
         let section = options.section.clone().unwrap_or_else(|| self.name.clone());
-        let schema_name = self.naming_for().normalize_path(&section);
+        // a schema name is not a destination identifier: dlt's `normalize_schema_name` keeps
+        // up to 64 characters whatever the destination's `max_identifier_length`
+        let schema_name =
+            Naming::new(self.naming, Some(MAX_SCHEMA_NAME_LENGTH)).normalize_path(&section);
         let mut schema = match &self.schema {
             Some(s) if s.name() == schema_name => s.clone(),
             _ => Schema::new(&schema_name, self.naming_for()),
@@ -1007,8 +1031,14 @@ impl Pipeline {
         let mut dynamic: BTreeMap<(String, String), String> = BTreeMap::new();
         let mut push = |item: Item| -> Result<()> {
             match item {
-                Item::Json(t, text) => normalizer.push(&t, text),
-                Item::Shared(t, text) => normalizer.push_shared(&t, text),
+                Item::Json(t, text, origins) => {
+                    normalizer.push_shared_from(&t, Arc::new(text), origins.into())
+                }
+                Item::Shared(t, text, origin) => normalizer.push_shared_from(
+                    &t,
+                    text,
+                    origin.into_iter().collect::<Vec<_>>().into(),
+                ),
                 Item::Arrow(t, b) => normalizer.push_arrow(&t, &b, this.arrow_options),
                 Item::Routed(desc, raw, text) => {
                     let key = (desc.name.clone(), raw.clone());
@@ -1041,12 +1071,25 @@ impl Pipeline {
             jobs_in
                 .iter()
                 .map(|(r, t, prev)| {
-                    this.extract_resource(source, r, t, prev.clone(), &mut push, options, load_id)
+                    this.extract_resource(
+                        source,
+                        r,
+                        t,
+                        prev.clone(),
+                        &mut push,
+                        options,
+                        load_id,
+                        &[],
+                    )
                 })
                 .collect()
         } else {
             // independent resources extract concurrently (one thread each); their items meet in
             // one bounded channel that feeds the normalizer on this thread
+            // the resources read together (a source may share work between their streams,
+            // e.g. request a parent's pages once for the parent and its children)
+            let together: Vec<String> = jobs_in.iter().map(|(r, _, _)| r.name.clone()).collect();
+            let together = &together;
             std::thread::scope(|scope| {
                 let (tx, rx) = std::sync::mpsc::sync_channel::<Item>(8);
                 let handles: Vec<_> = jobs_in
@@ -1060,7 +1103,9 @@ impl Pipeline {
                                     Error::data("stopped: another resource of this run failed")
                                 })
                             };
-                            this.extract_resource(source, r, t, prev, &mut send, options, load_id)
+                            this.extract_resource(
+                                source, r, t, prev, &mut send, options, load_id, together,
+                            )
                         })
                     })
                     .collect();
@@ -1230,6 +1275,7 @@ impl Pipeline {
     #[allow(clippy::too_many_arguments)]
     /// Reads one resource: its items go to `out` (JSON texts or Arrow batches, incremental
     /// filtering applied); returns the resource's new state (`None`: leave it as it is).
+    /// `together`: the resources read at the same time as this one (empty: one by one).
     fn extract_resource(
         &self,
         source: &dyn Source,
@@ -1239,6 +1285,7 @@ impl Pipeline {
         out: &mut dyn FnMut(Item) -> Result<()>,
         options: &RunOptions,
         load_id: &str,
+        together: &[String],
     ) -> Result<Option<Map<String, Value>>> {
         let extract_err = |e: Error| self.step_error(Step::Extract, Some(load_id), e);
         let normalize_err = |e: Error| e;
@@ -1267,6 +1314,8 @@ impl Pipeline {
             },
             incremental: incremental.as_ref().map(Incremental::window),
             limit: options.limit,
+            run_resources: together.to_vec(),
+            run_id: (!together.is_empty()).then(|| load_id.to_string()),
             ..Default::default()
         };
         let flag = CancelFlag::new();
@@ -1274,6 +1323,8 @@ impl Pipeline {
             .open_resource(request, StreamContext::new(flag.token()))
             .map_err(|e| extract_err(e.into()))?;
         let mut pending = String::new();
+        // where the parts of `pending` come from (the files of a source that names them)
+        let mut origins: Vec<TextOrigin> = Vec::new();
         let mut routed: BTreeMap<String, String> = BTreeMap::new();
         let shared = Arc::new(r.clone());
         options.report(ProgressEvent::ResourceStarted {
@@ -1331,12 +1382,28 @@ impl Pipeline {
                 DataFormat::Json => {
                     let texts =
                         sluice_sdk::json_text_array(&batch).map_err(|e| extract_err(e.into()))?;
+                    let located = sluice_sdk::json_text_origins(&batch);
                     for (row, text) in texts.iter().enumerate() {
                         let Some(text) = text else { continue };
+                        // the name and first line of this text, when the source gives them
+                        let origin = located.and_then(|(names, lines)| {
+                            use arrow_array::Array as _;
+                            let name = names.is_valid(row).then(|| names.value(row))?;
+                            let line = lines.is_valid(row).then(|| lines.value(row))?;
+                            let name = match origins.last() {
+                                Some(o) if &*o.name == name => o.name.clone(),
+                                _ => Arc::from(name),
+                            };
+                            Some(TextOrigin {
+                                offset: 0,
+                                name,
+                                line,
+                            })
+                        });
                         match incremental.as_mut() {
-                            Some(inc) => {
-                                inc.filter_text(text, &mut pending).map_err(extract_err)?
-                            }
+                            Some(inc) => inc
+                                .filter_text_from(text, &mut pending, origin.as_ref())
+                                .map_err(extract_err)?,
                             None if text.len() >= SHARED_TEXT => {
                                 // a chunk of a file or a big page: the workers read it from the
                                 // batch itself (two copies of every byte fewer)
@@ -1344,14 +1411,28 @@ impl Pipeline {
                                     out(Item::Json(
                                         table.to_string(),
                                         std::mem::take(&mut pending),
+                                        std::mem::take(&mut origins),
                                     ))
                                     .map_err(normalize_err)?;
                                 }
                                 let shared = BatchText(texts.clone(), row);
-                                out(Item::Shared(table.to_string(), Arc::new(shared)))
+                                out(Item::Shared(table.to_string(), Arc::new(shared), origin))
                                     .map_err(normalize_err)?;
                             }
                             None => {
+                                match origin {
+                                    Some(mut o) => {
+                                        o.offset = pending.len();
+                                        origins.push(o);
+                                    }
+                                    // a text of unknown origin after named ones
+                                    None if !origins.is_empty() => origins.push(TextOrigin {
+                                        offset: pending.len(),
+                                        name: Arc::from(""),
+                                        line: 0,
+                                    }),
+                                    None => {}
+                                }
                                 // exact room for the text and its newline: growing by doubling
                                 // would copy each 4 MiB chunk once more
                                 pending.reserve(text.len() + 1);
@@ -1363,15 +1444,23 @@ impl Pipeline {
                             break;
                         }
                         if pending.len() >= 4 << 20 {
-                            out(Item::Json(table.to_string(), std::mem::take(&mut pending)))
-                                .map_err(normalize_err)?;
+                            out(Item::Json(
+                                table.to_string(),
+                                std::mem::take(&mut pending),
+                                std::mem::take(&mut origins),
+                            ))
+                            .map_err(normalize_err)?;
                         }
                     }
                 }
                 DataFormat::Arrow => {
                     if !pending.is_empty() {
-                        out(Item::Json(table.to_string(), std::mem::take(&mut pending)))
-                            .map_err(normalize_err)?;
+                        out(Item::Json(
+                            table.to_string(),
+                            std::mem::take(&mut pending),
+                            std::mem::take(&mut origins),
+                        ))
+                        .map_err(normalize_err)?;
                     }
                     let batch = match incremental.as_mut() {
                         Some(inc) => inc.filter_batch(&batch).map_err(extract_err)?,
@@ -1389,7 +1478,7 @@ impl Pipeline {
             }
         }
         if !pending.is_empty() {
-            out(Item::Json(table.to_string(), pending)).map_err(normalize_err)?;
+            out(Item::Json(table.to_string(), pending, origins)).map_err(normalize_err)?;
         }
         for (raw, docs) in routed {
             if !docs.is_empty() {
