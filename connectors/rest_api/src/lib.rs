@@ -21,6 +21,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
+use futures::FutureExt;
 use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -828,7 +829,23 @@ impl Walk {
 
     /// Walks from `root` and tells every stream how it ended.
     async fn run(self, root: String) {
-        let end = self.drive(&root, None).await;
+        // a panic must reach every stream with its message, as one in a walk of its own does
+        let end = match std::panic::AssertUnwindSafe(self.drive(&root, None))
+            .catch_unwind()
+            .await
+        {
+            Ok(end) => end,
+            Err(payload) => {
+                let what = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".to_string());
+                Err(Error::internal(format!(
+                    "the rest_api walk of `{root}` and its children panicked: {what}"
+                )))
+            }
+        };
         for (_, tx) in self.members.values() {
             let msg = match &end {
                 Ok(()) => Msg::Done,

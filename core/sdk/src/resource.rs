@@ -10,8 +10,11 @@ use crate::schema::{Column, MergeStrategy, WriteDisposition};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum DataFormat {
-    /// Batches of JSON documents in one `LargeUtf8` column named [`JSON_COLUMN`]; each value
-    /// holds one or more whitespace-separated JSON values (JSON lines work as is). A top-level
+    /// Batches of JSON documents in a `LargeUtf8` column named [`JSON_COLUMN`]; each value
+    /// holds one or more whitespace-separated JSON values (JSON lines work as is). Optionally
+    /// two more columns say where they come from, so that an error names the file and line:
+    /// `_sluice_origin` (`LargeUtf8`, the file) and `_sluice_line` (`UInt64`, the line of the
+    /// value's first document); see `JsonBatchBuilder`. A top-level
     /// array stands for its elements, as when a dlt resource yields a list. The host normalizes
     /// them into relational tables.
     #[default]
@@ -20,7 +23,7 @@ pub enum DataFormat {
     Arrow,
 }
 
-/// Name of the single column of [`DataFormat::Json`] batches.
+/// Name of the documents column of [`DataFormat::Json`] batches.
 pub const JSON_COLUMN: &str = "_sluice_json";
 
 /// One key column or several.

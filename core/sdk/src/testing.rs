@@ -84,12 +84,14 @@ pub fn check_source(source: &dyn Source, checks: &SourceChecks) -> Result<Source
         let mut stream =
             source.open_resource(request, StreamContext::new(CancelFlag::new().token()))?;
         let schema = stream.schema()?;
-        if r.data_format == DataFormat::Json
-            && (schema.fields().len() != 1 || schema.field(0).data_type() != &ArrowType::LargeUtf8)
-        {
+        if r.data_format == DataFormat::Json && !json_batch_shape(&schema) {
             return Err(fail(format!(
-                "JSON resource `{}` must stream one LargeUtf8 column, got {schema:?}",
-                r.name
+                "JSON resource `{}` must stream a LargeUtf8 column `{}` (and optionally `{}` \
+                 LargeUtf8 and `{}` UInt64, where the documents come from), got {schema:?}",
+                r.name,
+                crate::resource::JSON_COLUMN,
+                crate::json::JSON_ORIGIN_COLUMN,
+                crate::json::JSON_LINE_COLUMN
             )));
         }
         let mut rows = 0u64;
@@ -343,4 +345,25 @@ pub fn check_destination(
     Ok(DestinationReport {
         rows_written: report.rows,
     })
+}
+
+/// The shape of a [`DataFormat::Json`] stream: the documents in a LargeUtf8 column named
+/// [`crate::resource::JSON_COLUMN`], optionally where they come from (file and first line).
+fn json_batch_shape(schema: &arrow_schema::Schema) -> bool {
+    let mut documents = false;
+    for f in schema.fields() {
+        let ok = match f.name().as_str() {
+            n if n == crate::resource::JSON_COLUMN => {
+                documents = f.data_type() == &ArrowType::LargeUtf8;
+                documents
+            }
+            n if n == crate::json::JSON_ORIGIN_COLUMN => f.data_type() == &ArrowType::LargeUtf8,
+            n if n == crate::json::JSON_LINE_COLUMN => f.data_type() == &ArrowType::UInt64,
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    documents
 }

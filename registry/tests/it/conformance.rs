@@ -37,3 +37,21 @@ fn the_out_of_tree_plugin_passes_the_source_kit() {
     let report = check_source(&source, &SourceChecks::default()).expect("conformance");
     assert_eq!(report.rows["squares"], 30);
 }
+
+/// The filesystem plugin's JSON lines streams carry where their documents come from (file and
+/// line, in two extra columns): the source kit accepts that shape.
+#[test]
+fn the_filesystem_plugin_passes_the_source_kit_with_json_lines_origins() {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join("a.jsonl"), "{\"id\": 1}\n{\"id\": 2}\n").expect("write");
+    std::fs::write(dir.path().join("b.jsonl"), "{\"id\": 3}\n").expect("write");
+    let plugin = registry().load("source", "filesystem").expect("load");
+    let source = plugin
+        .open_source(
+            &json!({"bucket_url": dir.path(), "file_glob": "*.jsonl", "table_name": "items"}),
+            &json!({}),
+        )
+        .expect("open");
+    let report = check_source(&source, &SourceChecks::default()).expect("conformance");
+    assert_eq!(report.rows.values().sum::<u64>(), 3, "{:?}", report.rows);
+}

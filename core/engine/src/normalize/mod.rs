@@ -1519,7 +1519,7 @@ pub(crate) fn invalid_json(
     let doc_start = start
         + bytes[start..]
             .iter()
-            .take_while(|b| b.is_ascii_whitespace())
+            .take_while(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
             .count();
     let Some(origin) = origins
         .iter()
