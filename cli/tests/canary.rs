@@ -23,6 +23,9 @@ use std::process::Output;
 
 use assert_cmd::Command;
 
+mod common;
+use common::psql;
+
 /// Every canary has this prefix, so a partly masked one is found too.
 const MARK: &str = "cnry-";
 
@@ -498,29 +501,6 @@ fn rest_api_key_in_the_query_is_not_shown_when_the_paginator_is_guessed() {
     p.sluice(&["run", "pg_pipeline.toml"]);
     assert_eq!(p.code(), 0, "{}", p.text());
     p.assert_no_leaks();
-}
-
-fn psql(sql: &str) {
-    let out = std::process::Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "test",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-qc",
-            sql,
-        ])
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A wrong password for the password-checked role of scripts/pg-setup.sh (`sluice_pw`), as a

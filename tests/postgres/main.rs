@@ -58,6 +58,48 @@ fn session() -> (tokio::runtime::Runtime, sqlx::PgConnection) {
     (rt, c)
 }
 
+/// Another session holding `ds.items` in ACCESS EXCLUSIVE mode (a long report query, a stuck
+/// loader) until [`TableLock::release`], or for at most a minute (then a load that waited for
+/// the lock instead of giving up succeeds, and its test fails).
+struct TableLock {
+    release: std::sync::mpsc::Sender<()>,
+    holder: std::thread::JoinHandle<()>,
+}
+
+impl TableLock {
+    /// Returns once the other session holds the table.
+    fn hold(ds: &str) -> Self {
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let ds = ds.to_string();
+        let holder = std::thread::spawn(move || {
+            use sqlx::Executor;
+            let (rt, mut c) = session();
+            rt.block_on(async {
+                c.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "BEGIN; LOCK TABLE \"{ds}\".items IN ACCESS EXCLUSIVE MODE"
+                ))))
+                .await
+                .expect("lock");
+            });
+            locked_tx.send(()).expect("locked");
+            let _ = release_rx.recv_timeout(std::time::Duration::from_secs(60));
+            rt.block_on(async {
+                c.execute(sqlx::raw_sql("ROLLBACK"))
+                    .await
+                    .expect("rollback")
+            });
+        });
+        locked_rx.recv().expect("the other session holds the table");
+        Self { release, holder }
+    }
+
+    fn release(self) {
+        self.release.send(()).expect("release");
+        self.holder.join().expect("holder");
+    }
+}
+
 /// `ds.items` holds `n` rows with `n` distinct ids, and `_dlt_loads` one load.
 fn assert_items_loaded_once(ds: &str, n: i64) {
     assert_eq!(
@@ -730,33 +772,9 @@ fn a_package_still_committing_in_another_session_is_waited_for_not_loaded_again(
     run(&mut p, vec![r("abc")]).expect("first load");
     // the second package stays pending: another session holds the table, the load gives up
     // after lock_timeout (a retryable failure)
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let holder = {
-        let ds = ds.clone();
-        std::thread::spawn(move || {
-            use sqlx::Executor;
-            let (rt, mut c) = session();
-            rt.block_on(async {
-                c.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                    "BEGIN; LOCK TABLE \"{ds}\".items IN ACCESS EXCLUSIVE MODE"
-                ))))
-                .await
-                .expect("lock");
-            });
-            locked_tx.send(()).expect("locked");
-            let _ = release_rx.recv_timeout(std::time::Duration::from_secs(60));
-            rt.block_on(async {
-                c.execute(sqlx::raw_sql("ROLLBACK"))
-                    .await
-                    .expect("rollback")
-            });
-        })
-    };
-    locked_rx.recv().expect("held");
+    let holder = TableLock::hold(&ds);
     run(&mut p, vec![r("xyz")]).expect_err("the table is held");
-    release_tx.send(()).expect("release");
-    holder.join().expect("holder");
+    holder.release();
     let pending = p.storage().pending().expect("pending");
     let load_id = pending
         .first()
@@ -1197,38 +1215,12 @@ fn sessions_have_timeouts_and_keepalives_and_a_lock_wait_ends_with_a_retryable_e
     )
     .expect("first load");
     // another session holds the table (a long report query, a stuck loader)
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let holder = {
-        let ds = ds.clone();
-        std::thread::spawn(move || {
-            use sqlx::Executor;
-            let (rt, mut c) = session();
-            rt.block_on(async {
-                c.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                    "BEGIN; LOCK TABLE \"{ds}\".items IN ACCESS EXCLUSIVE MODE"
-                ))))
-                .await
-                .expect("lock");
-            });
-            locked_tx.send(()).expect("locked");
-            // released when the test says so, or after a minute (then a load that waited for
-            // the lock instead of giving up succeeds, and the test fails)
-            let _ = release_rx.recv_timeout(std::time::Duration::from_secs(60));
-            rt.block_on(async {
-                c.execute(sqlx::raw_sql("ROLLBACK"))
-                    .await
-                    .expect("rollback")
-            });
-        })
-    };
-    locked_rx.recv().expect("the other session holds the table");
+    let holder = TableLock::hold(&ds);
     let started = std::time::Instant::now();
     let e = run(&mut p, vec![Resource::from_values("items", rows(0))])
         .expect_err("the table is held by another session");
     let waited = started.elapsed();
-    release_tx.send(()).expect("release");
-    holder.join().expect("holder");
+    holder.release();
     let msg = e.to_string();
     assert!(
         msg.contains("lock timeout") && msg.contains("lock_timeout") && msg.contains("hint:"),
@@ -1456,30 +1448,7 @@ fn the_package_lock_is_taken_before_the_packages_schema_changes() {
     .expect("first load");
     // a package with a new column stays pending: the table is held by another session, so
     // the load gives up after lock_timeout
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let holder = {
-        let ds = ds.clone();
-        std::thread::spawn(move || {
-            use sqlx::Executor;
-            let (rt, mut c) = session();
-            rt.block_on(async {
-                c.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                    "BEGIN; LOCK TABLE \"{ds}\".items IN ACCESS EXCLUSIVE MODE"
-                ))))
-                .await
-                .expect("lock");
-            });
-            locked_tx.send(()).expect("locked");
-            let _ = release_rx.recv_timeout(std::time::Duration::from_secs(60));
-            rt.block_on(async {
-                c.execute(sqlx::raw_sql("ROLLBACK"))
-                    .await
-                    .expect("rollback")
-            });
-        })
-    };
-    locked_rx.recv().expect("held");
+    let holder = TableLock::hold(&ds);
     run(
         &mut p,
         vec![Resource::from_values(
@@ -1488,8 +1457,7 @@ fn the_package_lock_is_taken_before_the_packages_schema_changes() {
         )],
     )
     .expect_err("the table is held");
-    release_tx.send(()).expect("release");
-    holder.join().expect("holder");
+    holder.release();
     let pending = p.storage().pending().expect("pending");
     let load_id = pending
         .first()
