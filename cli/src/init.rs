@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use serde_json::Value;
-use sluice_registry::{PluginManifest, Registry};
+use sluice_registry::{PluginKind, PluginManifest, Registry};
 use sluice_sdk::manifest::ConfigKey;
 
 use crate::plugins::names_of_kind;
@@ -86,9 +86,9 @@ fn commented_keys(out: &mut String, keys: &[ConfigKey]) {
 pub fn run(registry: &Registry, args: InitArgs) -> Result<ExitCode, String> {
     if args.list_sources || args.list_destinations {
         let kind = if args.list_sources {
-            "source"
+            PluginKind::Source
         } else {
-            "destination"
+            PluginKind::Destination
         };
         for (name, description) in names_of_kind(registry, kind) {
             println!("{name:<16} {description}");
@@ -102,24 +102,26 @@ pub fn run(registry: &Registry, args: InitArgs) -> Result<ExitCode, String> {
     };
     // the source name names the pipeline file: one plain path component
     sluice::pipeline::workdir::check_name("source", &source).map_err(|e| e.to_string())?;
-    let dest = registry.find("destination", &destination).map_err(|e| {
-        if matches!(e, sluice_registry::Error::Shadowed { .. }) {
-            return e.to_string();
-        }
-        let known: Vec<String> = names_of_kind(registry, "destination")
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
-        format!(
-            "unknown destination `{destination}`; the known destinations are: {}",
-            if known.is_empty() {
-                "(none found)".into()
-            } else {
-                known.join(", ")
+    let dest = registry
+        .find(PluginKind::Destination, &destination)
+        .map_err(|e| {
+            if matches!(e, sluice_registry::Error::Shadowed { .. }) {
+                return e.to_string();
             }
-        )
-    })?;
-    let src = match registry.find("source", &source) {
+            let known: Vec<String> = names_of_kind(registry, PluginKind::Destination)
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            format!(
+                "unknown destination `{destination}`; the known destinations are: {}",
+                if known.is_empty() {
+                    "(none found)".into()
+                } else {
+                    known.join(", ")
+                }
+            )
+        })?;
+    let src = match registry.find(PluginKind::Source, &source) {
         Ok(m) => Some(m),
         Err(e @ sluice_registry::Error::Shadowed { .. }) => return Err(e.to_string()),
         Err(_) => None,

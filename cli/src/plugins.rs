@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use sluice_registry::{Registry, SearchPath};
+use sluice_registry::{PluginKind, Registry, SearchPath};
 
 /// Plugin subcommands.
 #[derive(Debug, Subcommand)]
@@ -71,7 +71,7 @@ fn list(registry: &Registry) -> Result<ExitCode, String> {
         match &d.manifest {
             Ok(m) => rows.push([
                 m.name.clone(),
-                m.kind.clone(),
+                m.kind.to_string(),
                 m.version.clone(),
                 format!("{}.{}", m.abi.0, m.abi.1),
                 status,
@@ -208,13 +208,13 @@ fn validate(registry: &Registry, path: &std::path::Path) -> Result<ExitCode, Str
 }
 
 /// The names and descriptions of the compatible plugins of a kind, sorted.
-pub fn names_of_kind(registry: &Registry, kind: &str) -> Vec<(String, String)> {
+pub fn names_of_kind(registry: &Registry, kind: PluginKind) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = registry
         .discover()
         .into_iter()
         .filter_map(|d| d.manifest.ok())
         .filter(|m| m.kind == kind && m.incompatibility().is_none())
-        .map(|m| (m.name, m.description))
+        .map(|m| (m.manifest.name, m.manifest.description))
         .collect();
     out.sort();
     out.dedup_by(|a, b| a.0 == b.0);

@@ -6,11 +6,11 @@
 //! the SDK's traits ([`ForeignSource`] implements `sluice_sdk::Source`, and so on).
 //!
 //! ```no_run
-//! use sluice_registry::Registry;
+//! use sluice_registry::{PluginKind, Registry};
 //! use sluice_sdk::Source;
 //!
 //! let registry = Registry::standard();
-//! let plugin = registry.load("source", "github")?;
+//! let plugin = registry.load(PluginKind::Source, "github")?;
 //! let source = plugin.open_source(&serde_json::json!({"owner": "dlt-hub"}), &serde_json::json!({}))?;
 //! for resource in source.describe()? {
 //!     println!("{}", resource.name);
@@ -37,6 +37,7 @@ pub use foreign::{blocking, ForeignClient, ForeignDestination, ForeignSource, Fo
 pub use loader::LoadedPlugin;
 pub use manifest::PluginManifest;
 pub use search::{DirOrigin, ManifestFile, SearchPath, TRUST_PROJECT_PLUGINS_ENV};
+pub use sluice_sdk::PluginKind;
 
 /// A plugin found on the search path, with its manifest (or why it could not be read) and
 /// whether this host can load it.
@@ -126,11 +127,19 @@ impl Registry {
     /// The manifest of the `kind` plugin `name` (first on the search path), or an error that
     /// lists every directory searched and the plugins that exist.
     ///
+    /// `kind` is a [`PluginKind`], or its name (`"source"`, `"destination"`; another name is
+    /// refused with the accepted ones).
+    ///
     /// A plugin in the project folder (`./.sluice/plugins`) that has the kind and name of an
     /// installed plugin is refused with [`Error::Shadowed`], which says how to opt in, unless
     /// project plugins are trusted ([`SearchPath::trust_project_plugins`]); then it is used,
     /// with a warning.
-    pub fn find(&self, kind: &str, name: &str) -> Result<PluginManifest> {
+    pub fn find<K>(&self, kind: K, name: &str) -> Result<PluginManifest>
+    where
+        K: TryInto<PluginKind>,
+        K::Error: std::fmt::Display,
+    {
+        let kind = plugin_kind(kind)?;
         let mut available = Vec::new();
         let mut project: Option<PluginManifest> = None;
         for found in self.discover() {
@@ -154,7 +163,7 @@ impl Registry {
                 },
                 Ok(m) if m.kind == kind => {
                     if !available.contains(&m.name) {
-                        available.push(m.name)
+                        available.push(m.manifest.name)
                     }
                 }
                 Ok(_) => {}
@@ -177,8 +186,13 @@ impl Registry {
     }
 
     /// Finds and loads the `kind` plugin `name`, or the plugin at an explicit path when `name`
-    /// contains a path separator or ends in `.toml`/`.so`.
-    pub fn load(&self, kind: &str, name: &str) -> Result<Arc<LoadedPlugin>> {
+    /// contains a path separator or ends in `.toml`/`.so`. `kind` is as for [`Registry::find`].
+    pub fn load<K>(&self, kind: K, name: &str) -> Result<Arc<LoadedPlugin>>
+    where
+        K: TryInto<PluginKind>,
+        K::Error: std::fmt::Display,
+    {
+        let kind = plugin_kind(kind)?;
         if name.contains(std::path::MAIN_SEPARATOR)
             || name.ends_with(".toml")
             || name.ends_with(std::env::consts::DLL_SUFFIX)
@@ -234,12 +248,22 @@ impl Registry {
     }
 }
 
+/// `kind` as a [`PluginKind`]; a name that is none refuses the call (with the accepted names).
+fn plugin_kind<K>(kind: K) -> Result<PluginKind>
+where
+    K: TryInto<PluginKind>,
+    K::Error: std::fmt::Display,
+{
+    kind.try_into()
+        .map_err(|e| Error::Plugin(sluice_sdk::Error::config(format!("plugin {e}"))))
+}
+
 /// The warning for a trusted project plugin that replaces an installed one, once per process
 /// for each plugin (a run looks a plugin up more than once).
-fn warn_once(kind: &str, name: &str, project: &Path, installed: &Path) {
-    type Seen = Vec<(String, String, PathBuf)>;
+fn warn_once(kind: PluginKind, name: &str, project: &Path, installed: &Path) {
+    type Seen = Vec<(PluginKind, String, PathBuf)>;
     static WARNED: std::sync::Mutex<Seen> = std::sync::Mutex::new(Vec::new());
-    let key = (kind.to_string(), name.to_string(), project.to_path_buf());
+    let key = (kind, name.to_string(), project.to_path_buf());
     let first = WARNED.lock().map_or(true, |mut w| {
         if w.contains(&key) {
             false
@@ -256,5 +280,35 @@ fn warn_once(kind: &str, name: &str, project: &Path, installed: &Path) {
             installed.display(),
             TRUST_PROJECT_PLUGINS_ENV
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kind_is_a_plugin_kind_or_its_name() {
+        let registry = Registry::new(SearchPath::from_dirs(Vec::<PathBuf>::new()));
+        let err = registry.find("sink", "x").expect_err("unknown kind");
+        assert_eq!(
+            err.to_string(),
+            "plugin kind must be `source` or `destination`, got `sink`"
+        );
+        // a known name and the enum ask the same question (nothing is installed here)
+        for err in [
+            registry
+                .find("destination", "x")
+                .expect_err("nothing installed"),
+            registry
+                .find(PluginKind::Destination, "x")
+                .expect_err("nothing installed"),
+        ] {
+            assert!(
+                err.to_string()
+                    .starts_with("no destination plugin `x` found"),
+                "{err}"
+            );
+        }
     }
 }

@@ -544,14 +544,9 @@ pub(crate) fn manifest_from_library(library: &Path) -> Result<PluginManifest> {
     })?;
     Ok(PluginManifest {
         path: library.to_path_buf(),
-        name: m.name,
-        kind: m.kind,
-        version: m.version,
-        description: m.description,
+        manifest: m,
         abi: (decl.abi_major, decl.abi_minor),
         library: Some(library.to_path_buf()),
         sha256: None,
-        config: m.config,
-        secrets: m.secrets,
     })
 }

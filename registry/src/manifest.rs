@@ -1,34 +1,41 @@
-//! Plugin manifests (`<name>.sluice-plugin.toml`), read without loading any code.
+//! Installed plugin manifests (`<name>.sluice-plugin.toml` beside the library), read without
+//! loading any code.
+//!
+//! The file is the plugin's own `sluice-plugin.toml` ([`sluice_sdk::manifest::Manifest`]: name,
+//! kind, description, config and secret keys) with what its build script adds:
+//! `manifest_version`, `version`, `[abi]` and the library of each platform under `[library]`.
+//! [`PluginManifest`] is that [`Manifest`] plus the added keys and the file's location; it
+//! dereferences to the [`Manifest`], so `m.name`, `m.kind` and `m.config` read through, and
+//! `&PluginManifest` goes wherever a `&Manifest` is expected (config resolution).
 
 use std::collections::BTreeMap;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use sluice_sdk::manifest::ConfigKey;
+use sluice_sdk::manifest::Manifest;
 
 use crate::error::{Error, Result};
 
 /// The highest manifest format version this host reads.
 pub const MANIFEST_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Deserialize)]
-struct RawManifest {
+/// The format version alone, checked before the rest so that a newer file says "upgrade
+/// sluice" rather than failing on what the newer format changed.
+#[derive(Debug, Deserialize)]
+struct RawVersion {
     #[serde(default = "one")]
     manifest_version: u32,
-    name: String,
-    kind: String,
-    #[serde(default)]
-    version: String,
-    #[serde(default)]
-    description: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct RawManifest {
+    #[serde(flatten)]
+    manifest: Manifest,
     #[serde(default)]
     abi: Option<RawAbi>,
     #[serde(default)]
     library: BTreeMap<String, toml::Value>,
-    #[serde(default)]
-    config: Vec<ConfigKey>,
-    #[serde(default)]
-    secrets: Vec<ConfigKey>,
 }
 
 fn one() -> u32 {
@@ -42,29 +49,28 @@ struct RawAbi {
     minor: u32,
 }
 
-/// A parsed plugin manifest.
+/// A parsed installed manifest: the plugin's [`Manifest`] (which this dereferences to), the
+/// ABI it was built for, and its library for this platform.
 #[derive(Debug, Clone)]
 pub struct PluginManifest {
     /// The manifest file.
     pub path: PathBuf,
-    /// Plugin name.
-    pub name: String,
-    /// `source` or `destination`.
-    pub kind: String,
-    /// Plugin version.
-    pub version: String,
-    /// One-line description.
-    pub description: String,
+    /// What the plugin's author wrote: name, kind, version, description, config and secrets.
+    pub manifest: Manifest,
     /// Declared ABI major and minor.
     pub abi: (u32, u32),
     /// The library for this platform (absolute), if the manifest names one.
     pub library: Option<PathBuf>,
     /// Expected sha256 of the library (hex), if given.
     pub sha256: Option<String>,
-    /// Configuration keys.
-    pub config: Vec<ConfigKey>,
-    /// Secret keys.
-    pub secrets: Vec<ConfigKey>,
+}
+
+impl Deref for PluginManifest {
+    type Target = Manifest;
+
+    fn deref(&self) -> &Manifest {
+        &self.manifest
+    }
 }
 
 /// This platform's key in `[library]`, e.g. `linux_x86_64`.
@@ -88,19 +94,14 @@ impl PluginManifest {
             path: path.to_path_buf(),
             message,
         };
-        let raw: RawManifest = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
-        if raw.manifest_version > MANIFEST_VERSION {
+        let version: RawVersion = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        if version.manifest_version > MANIFEST_VERSION {
             return Err(bad(format!(
                 "manifest_version {} is newer than this sluice reads ({MANIFEST_VERSION}); upgrade sluice",
-                raw.manifest_version
+                version.manifest_version
             )));
         }
-        if raw.kind != "source" && raw.kind != "destination" {
-            return Err(bad(format!(
-                "kind must be `source` or `destination`, got `{}`",
-                raw.kind
-            )));
-        }
+        let raw: RawManifest = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
         let abi = raw
             .abi
             .map(|a| (a.major, a.minor))
@@ -128,15 +129,10 @@ impl PluginManifest {
         };
         Ok(Self {
             path: path.to_path_buf(),
-            name: raw.name,
-            kind: raw.kind,
-            version: raw.version,
-            description: raw.description,
+            manifest: raw.manifest,
             abi,
             library,
             sha256,
-            config: raw.config,
-            secrets: raw.secrets,
         })
     }
 
@@ -163,6 +159,8 @@ impl PluginManifest {
 
 #[cfg(test)]
 mod tests {
+    use sluice_sdk::PluginKind;
+
     use super::*;
 
     #[test]
@@ -175,6 +173,8 @@ mod tests {
         );
         let m = PluginManifest::parse(&text, Path::new("/p/x.sluice-plugin.toml")).expect("ok");
         assert_eq!(m.name, "x");
+        assert_eq!(m.kind, PluginKind::Source);
+        assert_eq!(m.version, "0.2.0");
         assert_eq!(m.abi, (1, 0));
         assert_eq!(m.library.as_deref(), Some(Path::new("/p/libx.so")));
         assert_eq!(m.config[0].key, "owner");
@@ -188,14 +188,27 @@ mod tests {
             Path::new("x.toml"),
         )
         .expect_err("kind");
-        assert!(err
-            .to_string()
-            .contains("kind must be `source` or `destination`"));
+        let message = err.to_string();
+        assert!(
+            message.starts_with("invalid plugin manifest `x.toml`: "),
+            "{message}"
+        );
+        assert!(
+            message.contains("kind must be `source` or `destination`, got `sink`"),
+            "{message}"
+        );
         let err = PluginManifest::parse(
             "manifest_version = 9\nname = \"x\"\nkind = \"source\"\n[abi]\nmajor = 1\n",
             Path::new("x.toml"),
         )
         .expect_err("version");
         assert!(err.to_string().contains("upgrade sluice"));
+        // a newer format is reported as such, even when it brings a kind this host lacks
+        let err = PluginManifest::parse(
+            "manifest_version = 2\nname = \"x\"\nkind = \"transform\"\n[abi]\nmajor = 1\n",
+            Path::new("x.toml"),
+        )
+        .expect_err("version");
+        assert!(err.to_string().contains("upgrade sluice"), "{err}");
     }
 }

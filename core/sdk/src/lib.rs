@@ -82,6 +82,7 @@ pub use json::{
     json_located_schema, json_schema, json_text_array, json_text_batch, json_text_batch_from,
     json_text_origins, json_texts, JsonBatchBuilder, JSON_LINE_COLUMN, JSON_ORIGIN_COLUMN,
 };
+pub use manifest::PluginKind;
 pub use paginator::{PageRequest, PageResponse, Paginator};
 pub use redact::{redact_url, redact_urls, URL_QUERY_ALLOW_LIST};
 pub use resource::{

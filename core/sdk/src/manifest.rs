@@ -23,8 +23,15 @@
 //! ABI and the library path), so the registry and `sluice init` read it without loading code;
 //! the plugin embeds the same file and returns it from `manifest_json`, with JSON Schemas of
 //! its config and secrets generated from the key lists.
+//!
+//! [`Manifest`] is that file as the author writes it, and the one type every reader of it
+//! uses: the plugin validates its config with it, and the registry's `PluginManifest` (the
+//! installed copy) is a [`Manifest`] plus what the build adds and where the file was found.
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{json, Map, Value};
 
 use crate::{Error, Result};
@@ -58,13 +65,113 @@ fn default_type() -> String {
     "string".into()
 }
 
-/// A plugin manifest as the plugin author writes it (plus what the build adds).
+/// What a plugin is: the `kind` of its manifest, and the first word of its config sections.
+///
+/// Written `"source"` or `"destination"` (in TOML, JSON and messages alike):
+///
+/// ```
+/// use sluice_sdk::manifest::PluginKind;
+///
+/// assert_eq!("destination".parse::<PluginKind>().unwrap(), PluginKind::Destination);
+/// assert_eq!(PluginKind::Source.to_string(), "source");
+/// assert_eq!(
+///     "sink".parse::<PluginKind>().unwrap_err().to_string(),
+///     "kind must be `source` or `destination`, got `sink`"
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PluginKind {
+    /// Reads data: implements [`Source`](crate::Source).
+    Source,
+    /// Loads data: implements [`Destination`](crate::Destination).
+    Destination,
+}
+
+impl PluginKind {
+    /// Every kind, in the order messages list them.
+    pub const ALL: [PluginKind; 2] = [PluginKind::Source, PluginKind::Destination];
+
+    /// The kind as written in manifests: `source` or `destination`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Source => "source",
+            PluginKind::Destination => "destination",
+        }
+    }
+}
+
+impl fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A `kind` that is not one of [`PluginKind::ALL`]; its message names the accepted values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownKind(
+    /// The kind that was given.
+    pub String,
+);
+
+impl fmt::Display for UnknownKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let accepted: Vec<String> = PluginKind::ALL.iter().map(|k| format!("`{k}`")).collect();
+        write!(
+            f,
+            "kind must be {}, got `{}`",
+            accepted.join(" or "),
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownKind {}
+
+impl From<UnknownKind> for Error {
+    fn from(e: UnknownKind) -> Self {
+        Error::config(e.to_string())
+    }
+}
+
+impl FromStr for PluginKind {
+    type Err = UnknownKind;
+
+    fn from_str(s: &str) -> std::result::Result<Self, UnknownKind> {
+        PluginKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownKind(s.to_string()))
+    }
+}
+
+impl TryFrom<&str> for PluginKind {
+    type Error = UnknownKind;
+
+    fn try_from(s: &str) -> std::result::Result<Self, UnknownKind> {
+        s.parse()
+    }
+}
+
+impl Serialize for PluginKind {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for PluginKind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A plugin manifest as the plugin author writes it (`sluice-plugin.toml`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     /// Plugin name: the word on the command line.
     pub name: String,
-    /// `source` or `destination`.
-    pub kind: String,
+    /// Source or destination.
+    pub kind: PluginKind,
     /// Plugin version.
     #[serde(default)]
     pub version: String,
@@ -80,9 +187,12 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Parses a manifest template (TOML).
+    /// Parses a manifest (TOML): the template, or the installed copy (whose extra keys the
+    /// registry reads; they are ignored here).
     pub fn from_toml(text: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| Error::config(format!("invalid plugin manifest: {e}")))
+        toml::from_str(text).map_err(|e| {
+            Error::config(format!("invalid plugin manifest (sluice-plugin.toml): {e}"))
+        })
     }
 
     /// JSON Schema of an object with `keys`.
@@ -313,5 +423,43 @@ key = "access_token"
             .message
             .contains("`items_per_page` in config must be integer, got a string"));
         validate(&m.config, &json!({"owner": "o", "unknown": 1}), "config").expect("ok");
+    }
+
+    #[test]
+    fn plugin_kinds_parse_and_print_as_written_in_manifests() {
+        for kind in PluginKind::ALL {
+            assert_eq!(kind.as_str().parse::<PluginKind>(), Ok(kind));
+            assert_eq!(json!(kind), json!(kind.to_string()));
+        }
+        assert_eq!(PluginKind::try_from("source"), Ok(PluginKind::Source));
+        let m = Manifest::from_toml(TEMPLATE).expect("manifest");
+        assert_eq!(m.kind, PluginKind::Source);
+        assert_eq!(m.to_json()["kind"], "source");
+    }
+
+    #[test]
+    fn unknown_plugin_kinds_name_the_accepted_values() {
+        for bad in ["sink", "Source", "sources", ""] {
+            let err = bad.parse::<PluginKind>().expect_err(bad);
+            assert_eq!(
+                err.to_string(),
+                format!("kind must be `source` or `destination`, got `{bad}`")
+            );
+        }
+        let err = Manifest::from_toml("name = \"x\"\nkind = \"sink\"\n").expect_err("kind");
+        assert!(
+            err.message
+                .starts_with("invalid plugin manifest (sluice-plugin.toml): "),
+            "{}",
+            err.message
+        );
+        assert!(
+            err.message
+                .contains("kind must be `source` or `destination`, got `sink`"),
+            "{}",
+            err.message
+        );
+        let err = serde_json::from_value::<PluginKind>(json!(7)).expect_err("not a string");
+        assert!(err.to_string().contains("expected a string"), "{err}");
     }
 }

@@ -8,7 +8,7 @@ fn lists_plugins_from_manifests_without_loading_them() {
     let names: Vec<(String, String)> = found
         .iter()
         .filter_map(|d| d.manifest.as_ref().ok())
-        .map(|m| (m.kind.clone(), m.name.clone()))
+        .map(|m| (m.kind.to_string(), m.name.clone()))
         .collect();
     assert!(
         names.contains(&("source".into(), "sample".into())),
