@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use sluice_registry::{Registry, SearchPath};
 
+mod destination;
 mod init;
 mod pipeline_cmd;
 mod pipeline_file;

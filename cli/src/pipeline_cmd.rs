@@ -482,7 +482,7 @@ fn open(
         .map_err(|e| e.to_string())?;
     let conf = providers
         .resolve(
-            &crate::run::to_manifest(&manifest),
+            &manifest,
             "destination",
             &dest,
             Some(name),
@@ -490,10 +490,8 @@ fn open(
             &Value::Null,
         )
         .map_err(|e| e.to_string())?;
-    Pipeline::builder(name)
-        .registry(registry.clone())
-        .destination(&dest)
-        .destination_config(conf.config, conf.secrets)
+    crate::destination::Resolved::open(registry, &dest, name, &conf.config, &conf.secrets)?
+        .into_builder(Pipeline::builder(name))
         .dataset_name(dataset)
         .pipelines_dir(dir)
         .lock_mode(mode)

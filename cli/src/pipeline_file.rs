@@ -67,6 +67,11 @@ pub struct SourceSection {
     /// Resources to run (default: the source's selected ones).
     #[serde(default)]
     pub resources: Option<Vec<String>>,
+    /// Write every resource this way instead of its own (`append`, `replace`, `merge`, `skip`,
+    /// or dlt's table form `{ disposition = "merge", strategy = "scd2" }`); checked when the
+    /// run starts.
+    #[serde(default)]
+    pub write_disposition: Option<Value>,
     #[serde(default)]
     pub config: Value,
     #[serde(default)]

@@ -9,9 +9,9 @@ use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 use sluice::config::Providers;
 use sluice::pipeline::{Pipeline, ProgressEvent, ProgressHook, RunOptions, Step};
-use sluice_registry::Registry;
-use sluice_sdk::manifest::Manifest;
+use sluice_registry::{PluginKind, Registry};
 
+use crate::destination::Resolved;
 use crate::pipeline_file;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -46,6 +46,10 @@ pub struct RunArgs {
     /// Stop each resource after this many items or pages.
     #[arg(long)]
     pub limit: Option<u64>,
+    /// Write every resource this way instead of its own: append, replace, merge or skip (dlt's
+    /// `pipeline.run(write_disposition=...)`; the file's `[source] write_disposition`).
+    #[arg(long, value_name = "DISPOSITION")]
+    pub write_disposition: Option<String>,
     /// Start over: a fresh working directory and a new dataset with a timestamp suffix (dlt's
     /// dev_mode).
     #[arg(long)]
@@ -81,6 +85,15 @@ pub fn run(registry: Registry, args: RunArgs) -> Result<ExitCode, String> {
         .ok()
         .and_then(|p| p.parent().map(PathBuf::from))
         .unwrap_or_else(|| cwd.clone());
+    // a write disposition the run cannot use is refused before any plugin is opened
+    let write_disposition = args
+        .write_disposition
+        .clone()
+        .map(Value::String)
+        .or(pf.source.write_disposition.clone())
+        .map(|wd| sluice::pipeline::parse_write_disposition(&wd))
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let providers = Providers::load(&project_dir).map_err(|e| e.to_string())?;
     let name = pf.pipeline.name.clone();
     let progress = args.progress.unwrap_or(if std::io::stderr().is_terminal() {
@@ -96,7 +109,7 @@ pub fn run(registry: Registry, args: RunArgs) -> Result<ExitCode, String> {
 
     // the source plugin
     let src_manifest = registry
-        .find("source", &pf.source.name)
+        .find(PluginKind::Source, &pf.source.name)
         .map_err(|e| e.to_string())?;
     let section = pf
         .source
@@ -105,7 +118,7 @@ pub fn run(registry: Registry, args: RunArgs) -> Result<ExitCode, String> {
         .unwrap_or_else(|| pf.source.name.clone());
     let src_conf = providers
         .resolve(
-            &to_manifest(&src_manifest),
+            &src_manifest,
             "sources",
             &section,
             Some(&name),
@@ -122,7 +135,7 @@ pub fn run(registry: Registry, args: RunArgs) -> Result<ExitCode, String> {
         .or(pf.destination.name.clone())
         .unwrap_or_else(|| "duckdb".to_string());
     let dest_manifest = registry
-        .find("destination", &dest_name)
+        .find(PluginKind::Destination, &dest_name)
         .map_err(|e| e.to_string())?;
     // a destination override from the command line does not take the file's destination config
     let same_dest = args.destination.is_none()
@@ -137,7 +150,7 @@ pub fn run(registry: Registry, args: RunArgs) -> Result<ExitCode, String> {
     };
     let dest_conf = providers
         .resolve(
-            &to_manifest(&dest_manifest),
+            &dest_manifest,
             "destination",
             &dest_name,
             Some(&name),
@@ -147,17 +160,20 @@ pub fn run(registry: Registry, args: RunArgs) -> Result<ExitCode, String> {
         .map_err(|e| e.to_string())?;
 
     let source = registry
-        .load("source", &pf.source.name)
+        .load(PluginKind::Source, &pf.source.name)
         .and_then(|p| p.open_source(&src_conf.config, &src_conf.secrets))
         .map_err(|e| e.to_string())?;
 
-    let mut builder = Pipeline::builder(&name)
-        .registry(registry.clone())
-        .destination(&dest_name)
-        .destination_config(
-            src_or_empty(dest_conf.config),
-            src_or_empty(dest_conf.secrets),
-        )
+    // the destination, resolved once here as the source is: the engine takes it as it is
+    let destination = Resolved::open(
+        &registry,
+        &dest_name,
+        &name,
+        &src_or_empty(dest_conf.config),
+        &src_or_empty(dest_conf.secrets),
+    )?;
+    let mut builder = destination
+        .into_builder(Pipeline::builder(&name))
         .dev_mode(args.full_refresh || pf.pipeline.dev_mode)
         .lock_wait(std::time::Duration::from_secs(args.wait))
         .delete_completed_jobs(delete_completed_jobs(pf.pipeline.delete_completed_jobs)?)
@@ -193,6 +209,7 @@ pub fn run(registry: Registry, args: RunArgs) -> Result<ExitCode, String> {
         limit: args.limit,
         section: Some(section),
         progress: hook,
+        write_disposition,
         ..Default::default()
     };
     let outcome = pipeline.run(&source, &options);
@@ -311,17 +328,6 @@ fn src_or_empty(v: Value) -> Value {
     }
 }
 
-pub fn to_manifest(m: &sluice_registry::PluginManifest) -> Manifest {
-    Manifest {
-        name: m.name.clone(),
-        kind: m.kind.clone(),
-        version: m.version.clone(),
-        description: m.description.clone(),
-        config: m.config.clone(),
-        secrets: m.secrets.clone(),
-    }
-}
-
 fn chrono_now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -411,5 +417,55 @@ fn progress_hook(mode: Progress) -> Option<ProgressHook> {
                 }
             })))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use sluice_registry::SearchPath;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    /// Runs `sluice run <file> <args>` with a registry that holds no plugin.
+    fn run_file(file: &std::path::Path, args: &[&str]) -> Result<ExitCode, String> {
+        let mut argv = vec!["sluice".to_string(), file.display().to_string()];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        let cli = Cli::try_parse_from(argv).expect("arguments");
+        let dir = file.parent().expect("folder").to_path_buf();
+        run(Registry::new(SearchPath::from_dirs([dir])), cli.run)
+    }
+
+    #[test]
+    fn an_invalid_write_disposition_stops_the_run_naming_the_accepted_ones() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let file = tmp.path().join("wd_pipeline.toml");
+        std::fs::write(
+            &file,
+            "[pipeline]\nname = \"wd\"\n[source]\nname = \"filesystem\"\nwrite_disposition = \"upsert\"\n",
+        )
+        .expect("write");
+        // from the file: refused before the (missing) source plugin is looked up
+        let e = run_file(&file, &["--progress", "none"]).expect_err("invalid in the file");
+        assert!(
+            e.contains("invalid write disposition `upsert`")
+                && e.contains("`append`, `replace`, `merge`"),
+            "{e}"
+        );
+        // the command line wins over the file, and is checked the same way
+        let e = run_file(&file, &["--write-disposition", "sometimes"]).expect_err("invalid");
+        assert!(e.contains("`sometimes`") && e.contains("`skip`"), "{e}");
+        // a valid one gets as far as the source plugin, which this registry does not have
+        let e = run_file(&file, &["--write-disposition", "replace"]).expect_err("no plugin");
+        assert!(
+            !e.contains("write disposition") && e.contains("filesystem"),
+            "{e}"
+        );
     }
 }

@@ -177,10 +177,13 @@ pub fn run_case(dir: &Path, target: Target) -> Result<String, String> {
     };
     let registry = Registry::new(SearchPath::from_dirs([plugin_dir()]));
     let pipeline_name = format!("golden_{case}");
-    let mut pipeline = Pipeline::builder(&pipeline_name)
-        .destination(target.name())
-        .destination_config(config, secrets)
-        .registry(registry)
+    let destination = sluice_tests::open_destination(&registry, target.name(), &config, &secrets)?;
+    let mut builder = Pipeline::builder(&pipeline_name).destination(target.name(), destination);
+    if target == Target::DuckDb {
+        // where DuckDB writes, as `sluice run` works it out (postgres announces its own)
+        builder = builder.destination_location(&format!("duckdb:///{}", db.display()));
+    }
+    let mut pipeline = builder
         .dataset_name("golden")
         .pipelines_dir(tmp.path().join("pipelines"))
         .naming(naming)

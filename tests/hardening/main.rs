@@ -10,13 +10,18 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use sluice::pipeline::{CodeSource, LockMode, Pipeline, Resource, RunOptions};
 use sluice_destination_duckdb::duckdb;
-use sluice_tests::{plugin_dir, registry};
+use sluice_tests::plugin_dir;
 
 fn builder(name: &str, pipelines: &Path, db: &Path) -> sluice::pipeline::PipelineBuilder {
     Pipeline::builder(name)
-        .registry(registry())
-        .destination("duckdb")
-        .destination_config(json!({"credentials": db.to_string_lossy()}), json!({}))
+        .destination(
+            "duckdb",
+            sluice_tests::destination(
+                "duckdb",
+                json!({"credentials": db.to_string_lossy()}),
+                json!({}),
+            ),
+        )
         .dataset_name("data")
         .pipelines_dir(pipelines)
 }

@@ -285,9 +285,14 @@ fn a_loaded_package_deletes_its_job_files_unless_told_to_keep_them() {
     for keep in [false, true] {
         let name = format!("jobs_pipeline_{keep}");
         let mut p = Pipeline::builder(&name)
-            .registry(sluice_tests::registry())
-            .destination("duckdb")
-            .destination_config(json!({"credentials": db.to_string_lossy()}), json!({}))
+            .destination(
+                "duckdb",
+                sluice_tests::destination(
+                    "duckdb",
+                    json!({"credentials": db.to_string_lossy()}),
+                    json!({}),
+                ),
+            )
             .dataset_name(&name)
             .pipelines_dir(tmp.path().join("pipelines"))
             .delete_completed_jobs(!keep)
@@ -342,9 +347,14 @@ fn arrow_tables_get_dlt_columns_only_when_asked_and_keep_them() {
     };
     let run = |table: &str, from: i64, options: ArrowOptions| {
         let mut p = Pipeline::builder("arrow_pipeline")
-            .registry(sluice_tests::registry())
-            .destination("duckdb")
-            .destination_config(json!({"credentials": db.to_string_lossy()}), json!({}))
+            .destination(
+                "duckdb",
+                sluice_tests::destination(
+                    "duckdb",
+                    json!({"credentials": db.to_string_lossy()}),
+                    json!({}),
+                ),
+            )
             .dataset_name("arrow_data")
             .pipelines_dir(tmp.path().join("pipelines"))
             .arrow_options(options)

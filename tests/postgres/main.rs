@@ -412,20 +412,14 @@ fn identifier_lengths_are_config_keys_and_shorten_names_as_dlt_does() {
         );
     }
     // PostgreSQL would cut longer names itself: the plugin refuses a limit above 63
-    let tmp = tempfile::tempdir().expect("tmp");
-    let err = Pipeline::builder("pg_idlen_bad")
-        .registry(registry())
-        .destination("postgres")
-        .destination_config(
-            json!({ "max_identifier_length": 64 }),
-            json!({ "credentials": pg_url() }),
-        )
-        .dataset_name("sluice_pg_idlen_bad")
-        .pipelines_dir(tmp.path())
-        .build()
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+    let err = sluice_tests::open_destination(
+        &registry(),
+        "postgres",
+        &json!({ "max_identifier_length": 64 }),
+        &json!({ "credentials": pg_url() }),
+    )
+    .err()
+    .unwrap_or_default();
     assert!(err.contains("max_identifier_length"), "{err}");
 }
 
@@ -439,11 +433,13 @@ fn replace_strategies_and_merge_keep_their_promises() {
         let ds = dataset(&strategy.replace('-', "_"));
         let tmp = tempfile::tempdir().expect("tmp");
         let mut p = Pipeline::builder("pg_replace")
-            .registry(registry())
-            .destination("postgres")
-            .destination_config(
-                json!({"replace_strategy": strategy}),
-                json!({"credentials": pg_url()}),
+            .destination(
+                "postgres",
+                sluice_tests::destination(
+                    "postgres",
+                    json!({"replace_strategy": strategy}),
+                    json!({"credentials": pg_url()}),
+                ),
             )
             .dataset_name(&ds)
             .pipelines_dir(tmp.path())
@@ -733,11 +729,13 @@ fn a_connection_lost_during_commit_does_not_load_the_package_twice() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (port, cuts) = commit_cutting_proxy();
     let mut p = Pipeline::builder("pg_commit_cut")
-        .registry(registry())
-        .destination("postgres")
-        .destination_config(
-            json!({}),
-            json!({"credentials": proxied_url(&pg_url(), port).0}),
+        .destination(
+            "postgres",
+            sluice_tests::destination(
+                "postgres",
+                json!({}),
+                json!({"credentials": proxied_url(&pg_url(), port).0}),
+            ),
         )
         .dataset_name(&ds)
         .pipelines_dir(tmp.path())
@@ -904,9 +902,10 @@ fn bad_credentials_and_closed_databases_say_what_to_fix_without_the_password() {
     let tmp = tempfile::tempdir().expect("tmp");
     let build = |url: &str| {
         Pipeline::builder("pg_bad")
-            .registry(registry())
-            .destination("postgres")
-            .destination_config(json!({}), json!({"credentials": url}))
+            .destination(
+                "postgres",
+                sluice_tests::destination("postgres", json!({}), json!({"credentials": url})),
+            )
             .dataset_name("sluice_pg_bad")
             .pipelines_dir(tmp.path())
             .build()
@@ -929,11 +928,13 @@ fn bad_credentials_and_closed_databases_say_what_to_fix_without_the_password() {
     // the right password works (the rule above is really checked)
     let ds = dataset("pw");
     let mut good = Pipeline::builder("pg_pw")
-        .registry(registry())
-        .destination("postgres")
-        .destination_config(
-            json!({}),
-            json!({"credentials": {"host": "127.0.0.1", "port": 5432, "database": "test", "username": "sluice_pw", "password": "sluice-pw-test"}}),
+        .destination(
+            "postgres",
+            sluice_tests::destination(
+                "postgres",
+                json!({}),
+                json!({"credentials": {"host": "127.0.0.1", "port": 5432, "database": "test", "username": "sluice_pw", "password": "sluice-pw-test"}}),
+            ),
         )
         .dataset_name(&ds)
         .pipelines_dir(tmp.path().join("good"))
@@ -1140,9 +1141,10 @@ fn load_error(r: sluice::Result<sluice::pipeline::LoadInfo>) -> Option<String> {
 /// A pipeline into the test server at `url` with destination config `config`.
 fn pg_pipeline_with(name: &str, ds: &str, dir: &Path, config: Value, url: &str) -> Pipeline {
     Pipeline::builder(name)
-        .registry(registry())
-        .destination("postgres")
-        .destination_config(config, json!({ "credentials": url }))
+        .destination(
+            "postgres",
+            sluice_tests::destination("postgres", config, json!({ "credentials": url })),
+        )
         .dataset_name(ds)
         .pipelines_dir(dir)
         .build()

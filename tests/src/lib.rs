@@ -19,6 +19,34 @@ pub fn registry() -> sluice_registry::Registry {
 }
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The destination plugin `name`, found through `registry` and opened with `config` and
+/// `secrets`: what `sluice run` resolves and hands the engine.
+pub fn open_destination(
+    registry: &sluice_registry::Registry,
+    name: &str,
+    config: &serde_json::Value,
+    secrets: &serde_json::Value,
+) -> Result<Arc<dyn sluice_sdk::Destination>, String> {
+    let plugin = registry
+        .load(sluice_registry::PluginKind::Destination, name)
+        .map_err(|e| format!("cannot load destination `{name}`: {e}"))?;
+    let destination = plugin
+        .open_destination(config, secrets)
+        .map_err(|e| format!("cannot open destination `{name}`: {e}"))?;
+    Ok(Arc::new(destination))
+}
+
+/// The workspace's destination plugin `name` (see [`registry`]) opened with `config` and
+/// `secrets`; panics with the plugin's message when it refuses them.
+pub fn destination(
+    name: &str,
+    config: serde_json::Value,
+    secrets: serde_json::Value,
+) -> Arc<dyn sluice_sdk::Destination> {
+    open_destination(&registry(), name, &config, &secrets).unwrap_or_else(|e| panic!("{e}"))
+}
 
 /// A pipeline `name` loading dataset `dataset` into the DuckDB file `db` through the loaded
 /// DuckDB plugin, with its working directories under `pipelines_dir`.
@@ -29,11 +57,13 @@ pub fn duckdb_pipeline(
     db: &Path,
 ) -> sluice::pipeline::Pipeline {
     sluice::pipeline::Pipeline::builder(name)
-        .registry(registry())
-        .destination("duckdb")
-        .destination_config(
-            serde_json::json!({"credentials": db.to_string_lossy()}),
-            serde_json::json!({}),
+        .destination(
+            "duckdb",
+            destination(
+                "duckdb",
+                serde_json::json!({"credentials": db.to_string_lossy()}),
+                serde_json::json!({}),
+            ),
         )
         .dataset_name(dataset)
         .pipelines_dir(pipelines_dir)
@@ -126,11 +156,13 @@ pub fn postgres_pipeline(
     pipelines_dir: &Path,
 ) -> sluice::pipeline::Pipeline {
     sluice::pipeline::Pipeline::builder(name)
-        .registry(registry())
-        .destination("postgres")
-        .destination_config(
-            serde_json::json!({}),
-            serde_json::json!({"credentials": pg_url()}),
+        .destination(
+            "postgres",
+            destination(
+                "postgres",
+                serde_json::json!({}),
+                serde_json::json!({"credentials": pg_url()}),
+            ),
         )
         .dataset_name(dataset)
         .pipelines_dir(pipelines_dir)

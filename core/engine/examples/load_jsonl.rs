@@ -71,9 +71,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         config["credentials"] = json!(database);
     }
+    let plugin = sluice_registry::Registry::standard().load("destination", &destination)?;
+    let opened = plugin.open_destination(&config, &secrets)?;
     let mut builder = Pipeline::builder(&format!("load_{table}"))
-        .destination(&destination)
-        .destination_config(config, secrets)
+        .destination(plugin.name(), std::sync::Arc::new(opened))
         .dataset_name(&dataset);
     if let Some(dir) = pipelines_dir {
         builder = builder.pipelines_dir(dir);

@@ -4,8 +4,13 @@
 //!
 //! `cargo run --release -p sluice --example simple_pipeline`
 
+use std::sync::Arc;
+
 use serde_json::json;
 use sluice::pipeline::{CodeSource, Pipeline, Resource, RunOptions};
+use sluice_registry::Registry;
+use sluice_sdk::resource::WriteDispositionHint;
+use sluice_sdk::schema::WriteDisposition;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let data = vec![
@@ -17,13 +22,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         vec![Resource::from_values("load_dict", data)],
     );
     let database = std::env::var("DUCKDB_DATABASE").unwrap_or("simple_pipeline.duckdb".into());
+    let duckdb = Registry::standard()
+        .load("destination", "duckdb")?
+        .open_destination(&json!({"credentials": database}), &json!({}))?;
     let mut pipeline = Pipeline::builder("simple_pipeline")
-        .destination("duckdb")
-        .destination_config(json!({"credentials": database}), json!({}))
+        .destination("duckdb", Arc::new(duckdb))
         .dataset_name("mydata")
         .build()?;
     let options = RunOptions {
-        write_disposition: Some(json!("replace")),
+        write_disposition: Some(WriteDispositionHint::Name(WriteDisposition::Replace)),
         ..Default::default()
     };
     let load_info = pipeline.run(&source, &options)?;

@@ -19,6 +19,7 @@ mod keccak;
 pub mod naming;
 pub mod normalize;
 pub mod pipeline;
+mod pycompat;
 pub mod schema;
 pub mod types;
 pub mod writer;

@@ -45,7 +45,7 @@ pub fn decimal_marker(s: &str) -> Option<&str> {
         return None;
     }
     let rest = s.strip_prefix(DECIMAL_MARKER)?;
-    crate::coerce::is_py_decimal(rest).then_some(rest)
+    crate::pycompat::decimal::is_py_decimal(rest).then_some(rest)
 }
 
 impl Scalar<'_> {

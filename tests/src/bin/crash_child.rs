@@ -15,6 +15,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use sluice::pipeline::{CodeSource, Pipeline, Resource, RunOptions};
 use sluice_registry::{Registry, SearchPath};
+use sluice_tests::open_destination;
 
 fn batch_of(req: &sluice_sdk::ResourceRequest) -> u64 {
     req.state
@@ -43,9 +44,16 @@ fn main() {
         // loads one JSON lines file: `crash_child jsonl-file <pipelines dir> <db> <plugin dir> <file>`
         let registry = Registry::new(SearchPath::from_dirs([PathBuf::from(&args[4])]));
         let mut p = Pipeline::builder("jsonl")
-            .destination("duckdb")
-            .destination_config(json!({ "credentials": args[3] }), json!({}))
-            .registry(registry)
+            .destination(
+                "duckdb",
+                open_destination(
+                    &registry,
+                    "duckdb",
+                    &json!({ "credentials": args[3] }),
+                    &json!({}),
+                )
+                .expect("destination"),
+            )
             .pipelines_dir(&args[2])
             .build()
             .expect("pipeline");
@@ -61,9 +69,16 @@ fn main() {
         // for <rows> seconds: `crash_child hold-pipeline <pipelines dir> <db> <plugin dir> <secs>`
         let registry = Registry::new(SearchPath::from_dirs([PathBuf::from(&args[4])]));
         let _p = Pipeline::builder("crash")
-            .destination("duckdb")
-            .destination_config(json!({ "credentials": args[3] }), json!({}))
-            .registry(registry)
+            .destination(
+                "duckdb",
+                open_destination(
+                    &registry,
+                    "duckdb",
+                    &json!({ "credentials": args[3] }),
+                    &json!({}),
+                )
+                .expect("destination"),
+            )
             .pipelines_dir(&args[2])
             .build()
             .expect("pipeline");
@@ -110,13 +125,14 @@ fn main() {
     } else {
         ("duckdb", json!({ "credentials": args[3] }), json!({}))
     };
-    let built = Pipeline::builder("crash")
-        .destination(destination)
-        .destination_config(config, secrets)
-        .registry(registry)
-        .dataset_name(args.get(6).map_or("data", String::as_str))
-        .pipelines_dir(&args[2])
-        .build();
+    let built = open_destination(&registry, destination, &config, &secrets).and_then(|d| {
+        Pipeline::builder("crash")
+            .destination(destination, d)
+            .dataset_name(args.get(6).map_or("data", String::as_str))
+            .pipelines_dir(&args[2])
+            .build()
+            .map_err(|e| e.to_string())
+    });
     let mut pipeline = match built {
         Ok(p) => p,
         Err(e) => {
