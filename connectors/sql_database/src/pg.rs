@@ -7,12 +7,13 @@ use sqlx::postgres::PgConnection;
 use sqlx::{Connection, Row};
 
 use crate::model::{
-    literal, uuid_text, value_error, BatchAssembler, ColumnBuilder, Kind, SqlColumn, TableInfo,
+    literal, value_error, BatchAssembler, ColumnBuilder, Kind, SqlColumn, TableInfo,
 };
 use crate::query::{quote_ident, ReadPlan};
 use crate::Credentials;
 use sluice_sdk::prelude::*;
 use sluice_sdk::BatchSink;
+use sluice_sql::pgcopy::{self, decode, CopyReader, FieldError, PgType};
 
 /// Connects with `creds`: intervals as ISO 8601 text (`P1Y2M3DT4H5M6S`), timestamps with
 /// time zone in UTC.
@@ -204,165 +205,83 @@ pub fn copy_statement(schema: &str, plan: &ReadPlan<'_>) -> String {
     format!("COPY ({select}) TO STDOUT (FORMAT binary)")
 }
 
-/// How one field of the binary COPY format is decoded.
-#[derive(Clone, Copy)]
-enum Decode {
-    Bool,
-    Int2,
-    Int4,
-    Int8,
-    Float4,
-    Float8,
-    Numeric,
-    Text,
-    Bytea,
-    Uuid,
-    Date,
-    Time,
-    Timestamp,
-}
-
-fn decoder(c: &SqlColumn) -> Decode {
+/// The wire form a column's field arrives in (see [`select_expr`]: JSON and the types read
+/// as text arrive as text).
+fn wire_type(c: &SqlColumn) -> PgType {
     if c.as_text {
-        return Decode::Text;
+        return PgType::Text;
     }
     match c.kind {
-        Kind::Bool => Decode::Bool,
-        Kind::Int(2) => Decode::Int2,
-        Kind::Int(4) => Decode::Int4,
-        Kind::Int(_) | Kind::UInt64 => Decode::Int8,
-        Kind::Float32 => Decode::Float4,
-        Kind::Float64 => Decode::Float8,
-        Kind::Decimal(_) => Decode::Numeric,
-        Kind::Text | Kind::Json => Decode::Text,
-        Kind::Binary => Decode::Bytea,
-        Kind::Uuid => Decode::Uuid,
-        Kind::Date => Decode::Date,
-        Kind::Time => Decode::Time,
-        Kind::Timestamp { .. } => Decode::Timestamp,
+        Kind::Bool => PgType::Bool,
+        Kind::Int(2) => PgType::Int2,
+        Kind::Int(4) => PgType::Int4,
+        Kind::Int(_) | Kind::UInt64 => PgType::Int8,
+        Kind::Float32 => PgType::Float4,
+        Kind::Float64 => PgType::Float8,
+        Kind::Decimal(_) => PgType::Numeric,
+        Kind::Text | Kind::Json => PgType::Text,
+        Kind::Binary => PgType::Bytea,
+        Kind::Uuid => PgType::Uuid,
+        Kind::Date => PgType::Date,
+        Kind::Time => PgType::Time,
+        Kind::Timestamp { .. } => PgType::Timestamp,
     }
 }
 
-/// Microseconds and days from 1970 to 2000-01-01, PostgreSQL's epoch.
-const PG_EPOCH_US: i64 = 946_684_800_000_000;
-const PG_EPOCH_DAYS: i64 = 10_957;
-
-fn be_i16(b: &[u8]) -> i16 {
-    i16::from_be_bytes([b[0], b[1]])
-}
-fn be_i32(b: &[u8]) -> i32 {
-    i32::from_be_bytes([b[0], b[1], b[2], b[3]])
-}
-fn be_i64(b: &[u8]) -> i64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[..8]);
-    i64::from_be_bytes(a)
-}
-
-/// A binary `numeric` as `unscaled` at `scale`; `Err` names what it holds instead.
-fn numeric(b: &[u8], scale: i8) -> std::result::Result<i128, &'static str> {
-    if b.len() < 8 {
-        return Err("a malformed numeric");
-    }
-    let ndigits = be_i16(b) as i32;
-    let weight = be_i16(&b[2..]) as i32;
-    let sign = u16::from_be_bytes([b[4], b[5]]);
-    match sign {
-        0xC000 => return Err("NaN, which a decimal column cannot hold"),
-        0xD000 => return Err("Infinity, which a decimal column cannot hold"),
-        0xF000 => return Err("-Infinity, which a decimal column cannot hold"),
-        _ => {}
-    }
-    if b.len() < 8 + 2 * ndigits as usize {
-        return Err("a malformed numeric");
-    }
-    let mut acc: i128 = 0;
-    let mut round_up = false;
-    let too_big = "a value too large for the column's decimal";
-    for i in 0..ndigits {
-        let d = i128::from(be_i16(&b[8 + 2 * i as usize..]));
-        // the power of ten of this base-10000 digit, at the target scale
-        let e = 4 * (weight - i) + i32::from(scale);
-        if e >= 0 {
-            let m = 10i128.checked_pow(e as u32).ok_or(too_big)?;
-            acc = d
-                .checked_mul(m)
-                .and_then(|x| acc.checked_add(x))
-                .ok_or(too_big)?;
-        } else if e > -4 {
-            let div = 10i128.pow((-e) as u32);
-            acc = acc.checked_add(d / div).ok_or(too_big)?;
-            round_up = (d % div) * 2 >= div;
-            break;
-        } else {
-            round_up = e == -4 && d >= 5000;
-            break;
-        }
-    }
-    if round_up {
-        acc = acc.checked_add(1).ok_or(too_big)?;
-    }
-    Ok(if sign == 0x4000 { -acc } else { acc })
-}
-
-/// Appends one field's value; `Err` says why it does not fit.
-fn append(d: Decode, v: &[u8], b: &mut ColumnBuilder) -> std::result::Result<(), String> {
-    let ok = match d {
-        Decode::Bool if v.len() == 1 => match b {
-            ColumnBuilder::Bool(x) => {
-                x.append_value(v[0] != 0);
-                true
+/// Appends one field of wire form `ty` (a numeric read at `scale`, the column's); `Err` says
+/// why it does not fit.
+fn append(
+    ty: PgType,
+    scale: i8,
+    v: &[u8],
+    b: &mut ColumnBuilder,
+) -> std::result::Result<(), String> {
+    let ok = match ty {
+        PgType::Bool => {
+            let x = decode::boolean(v).map_err(unfit)?;
+            match b {
+                ColumnBuilder::Bool(b) => {
+                    b.append_value(x);
+                    true
+                }
+                _ => false,
             }
-            _ => false,
-        },
-        Decode::Int2 if v.len() == 2 => b.append_int(i64::from(be_i16(v))),
-        Decode::Int4 if v.len() == 4 => b.append_int(i64::from(be_i32(v))),
-        Decode::Int8 if v.len() == 8 => b.append_int(be_i64(v)),
-        Decode::Float4 if v.len() == 4 => {
-            b.append_float(f64::from(f32::from_bits(be_i32(v) as u32)))
         }
-        Decode::Float8 if v.len() == 8 => b.append_float(f64::from_bits(be_i64(v) as u64)),
-        Decode::Numeric => {
-            let scale = b.scale();
-            let unscaled = numeric(v, scale).map_err(|e| format!("holds {e}"))?;
+        PgType::Int2 => b.append_int(i64::from(decode::int2(v).map_err(unfit)?)),
+        PgType::Int4 => b.append_int(i64::from(decode::int4(v).map_err(unfit)?)),
+        PgType::Int8 => b.append_int(decode::int8(v).map_err(unfit)?),
+        PgType::Float4 => b.append_float(f64::from(decode::float4(v).map_err(unfit)?)),
+        PgType::Float8 => b.append_float(decode::float8(v).map_err(unfit)?),
+        PgType::Numeric => {
+            let unscaled =
+                decode::numeric(v, scale).map_err(|what| unfit(FieldError::Numeric(what)))?;
             if !b.append_decimal(unscaled, scale) {
                 return Err("holds a value with more digits than the column's decimal".into());
             }
             true
         }
-        Decode::Text => match std::str::from_utf8(v) {
-            Ok(s) => b.append_str(s),
-            Err(_) => return Err("holds text that is not UTF-8".into()),
-        },
-        Decode::Bytea => b.append_bytes(v),
-        Decode::Uuid if v.len() == 16 => b.append_str(&uuid_text(v)),
-        Decode::Date if v.len() == 4 => {
-            let d = be_i32(v);
-            if d == i32::MAX || d == i32::MIN {
-                return Err("holds an infinite date".into());
-            }
-            b.append_temporal(i64::from(d) + PG_EPOCH_DAYS)
+        PgType::Text | PgType::Json => b.append_str(decode::text(v).map_err(unfit)?),
+        PgType::Jsonb => b.append_str(decode::jsonb(v).map_err(unfit)?),
+        PgType::Bytea => b.append_bytes(v),
+        PgType::Uuid => {
+            let uuid = decode::uuid(v).map_err(unfit)?;
+            b.append_str(pgcopy::uuid_text(&uuid, &mut [0; 36]))
         }
-        Decode::Time if v.len() == 8 => b.append_temporal(be_i64(v)),
-        Decode::Timestamp if v.len() == 8 => {
-            let t = be_i64(v);
-            if t == i64::MAX || t == i64::MIN {
-                return Err("holds an infinite timestamp".into());
-            }
-            b.append_temporal(t.checked_add(PG_EPOCH_US).ok_or("is out of range")?)
-        }
-        _ => {
-            return Err(format!(
-                "has a field of {} bytes that is malformed",
-                v.len()
-            ))
-        }
+        PgType::Date => b.append_temporal(decode::date(v).map_err(unfit)?),
+        PgType::Time => b.append_temporal(decode::time(v).map_err(unfit)?),
+        PgType::Timestamp => b.append_temporal(decode::timestamp(v).map_err(unfit)?),
     };
     if ok {
         Ok(())
     } else {
         Err("holds a value that does not fit the column".into())
     }
+}
+
+/// The message of a field that cannot be read (a cold path: the hot loop stays small).
+#[cold]
+fn unfit(e: FieldError) -> String {
+    e.to_string()
 }
 
 /// Streams `plan` into `sink` in batches; returns the row count.
@@ -375,85 +294,49 @@ pub async fn read(
 ) -> Result<u64> {
     let statement = copy_statement(schema, plan);
     tracing::debug!(target: "sluice::sql_database", table = %plan.table.name, statement = %statement, "reading");
-    let decoders: Vec<Decode> = plan.columns.iter().map(|c| decoder(c)).collect();
+    // each column's wire form and the scale a numeric is read at
+    let fields: Vec<(PgType, i8)> = plan
+        .columns
+        .iter()
+        .zip(&out.builders)
+        .map(|(c, b)| (wire_type(c), b.scale()))
+        .collect();
     let table = plan.table.name.as_str();
     let mut stream = con
         .copy_out_raw(&statement)
         .await
         .map_err(|e| crate::read_error(schema, table, e))?;
-    let mut carry: Vec<u8> = Vec::new();
-    let mut header_done = false;
-    let mut finished = false;
+    let mut reader = CopyReader::new();
     let mut rows = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| crate::read_error(schema, table, e))?;
-        let owned;
-        let buf: &[u8] = if carry.is_empty() {
-            &chunk
-        } else {
-            carry.extend_from_slice(&chunk);
-            owned = std::mem::take(&mut carry);
-            &owned
-        };
-        let mut pos = 0usize;
-        if !header_done {
-            // "PGCOPY\n\xff\r\n\0", flags, header extension length and bytes
-            if buf.len() < 19 {
-                carry.extend_from_slice(buf);
-                continue;
-            }
-            if &buf[..11] != b"PGCOPY\n\xff\r\n\0" {
-                return Err(Error::data(format!(
-                    "table `{table}`: the server's COPY output is not in binary format"
-                )));
-            }
-            let ext = be_i32(&buf[15..]) as usize;
-            if buf.len() < 19 + ext {
-                carry.extend_from_slice(buf);
-                continue;
-            }
-            pos = 19 + ext;
-            header_done = true;
-        }
+        let mut tuples = reader.feed(&chunk).map_err(|_| {
+            Error::data(format!(
+                "table `{table}`: the server's COPY output is not in binary format"
+            ))
+        })?;
         // whole tuples only; a tuple cut at the chunk's end waits for the next chunk
-        while pos + 2 <= buf.len() && !finished {
-            let nfields = be_i16(&buf[pos..]);
-            if nfields == -1 {
-                finished = true;
-                pos += 2;
-                break;
-            }
-            let Some(end) = tuple_end(buf, pos, nfields as usize) else {
-                break;
-            };
-            if nfields as usize != decoders.len() {
+        while let Some(tuple) = tuples.next() {
+            if tuple.len() != fields.len() {
                 return Err(Error::data(format!(
-                    "table `{table}`: the server sent {nfields} fields for {} columns",
-                    decoders.len()
+                    "table `{table}`: the server sent {} fields for {} columns",
+                    tuple.len(),
+                    fields.len()
                 )));
             }
-            let mut p = pos + 2;
-            for (i, d) in decoders.iter().enumerate() {
-                let len = be_i32(&buf[p..]);
-                p += 4;
+            for (i, (field, &(ty, scale))) in tuple.fields().zip(&fields).enumerate() {
                 let b = &mut out.builders[i];
-                if len < 0 {
-                    b.append_null();
-                    continue;
+                match field {
+                    None => b.append_null(),
+                    Some(v) => append(ty, scale, v, b)
+                        .map_err(|what| value_error(table, plan.columns[i], what))?,
                 }
-                let v = &buf[p..p + len as usize];
-                p += len as usize;
-                append(*d, v, b).map_err(|what| value_error(table, plan.columns[i], what))?;
             }
-            pos = end;
             out.row_done(sink).await?;
             rows += 1;
         }
-        if pos < buf.len() {
-            carry.extend_from_slice(&buf[pos..]);
-        }
     }
-    if !finished {
+    if !reader.is_finished() {
         return Err(Error::data(format!(
             "table `{table}`: the server's COPY output ended early (connection lost?)"
         )));
@@ -559,62 +442,43 @@ pub async fn read_in_ranges(
     result
 }
 
-/// The end of the tuple at `pos` with `n` fields, if it is all in `buf`.
-fn tuple_end(buf: &[u8], pos: usize, n: usize) -> Option<usize> {
-    let mut p = pos + 2;
-    for _ in 0..n {
-        if p + 4 > buf.len() {
-            return None;
-        }
-        let len = be_i32(&buf[p..]);
-        p += 4;
-        if len > 0 {
-            p += len as usize;
-        }
-    }
-    (p <= buf.len()).then_some(p)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn num(ndigits: i16, weight: i16, sign: u16, dscale: u16, digits: &[i16]) -> Vec<u8> {
-        let mut v = Vec::new();
-        v.extend_from_slice(&ndigits.to_be_bytes());
-        v.extend_from_slice(&weight.to_be_bytes());
-        v.extend_from_slice(&sign.to_be_bytes());
-        v.extend_from_slice(&dscale.to_be_bytes());
-        for d in digits {
-            v.extend_from_slice(&d.to_be_bytes());
-        }
-        v
+    #[test]
+    fn uuids_print_as_the_other_dialects_print_them() {
+        let b: [u8; 16] = std::array::from_fn(|i| i as u8 * 17);
+        assert_eq!(
+            pgcopy::uuid_text(&b, &mut [0; 36]),
+            crate::model::uuid_text(&b)
+        );
     }
 
     #[test]
-    fn binary_numerics_decode_at_the_column_scale() {
+    fn fields_decode_into_the_column_builders() {
+        use arrow_schema::DataType as A;
+        let mut b = ColumnBuilder::new(&A::Decimal128(38, 9), 4);
         // 12345.6789 = [1, 2345, 6789], weight 1
-        let b = num(3, 1, 0, 4, &[1, 2345, 6789]);
-        assert_eq!(numeric(&b, 4), Ok(123_456_789));
-        assert_eq!(numeric(&b, 2), Ok(1_234_568), "rounded half up");
-        assert_eq!(numeric(&b, 0), Ok(12_346));
-        // -0.00005 = [5000] at weight -2
-        let b = num(1, -2, 0x4000, 5, &[5000]);
-        assert_eq!(numeric(&b, 5), Ok(-5));
-        assert_eq!(numeric(&b, 4), Ok(-1), "half away from zero");
-        assert_eq!(numeric(&b, 3), Ok(0));
-        // 10^40 does not fit
-        let b = num(1, 10, 0, 0, &[1]);
-        assert!(numeric(&b, 0).is_err());
-        assert!(numeric(&num(0, 0, 0xC000, 0, &[]), 2)
-            .expect_err("NaN")
-            .contains("NaN"));
-        assert_eq!(numeric(&num(0, 0, 0, 0, &[]), 2), Ok(0));
-    }
-
-    #[test]
-    fn uuids_print_hyphenated() {
-        let b: Vec<u8> = (0u8..16).collect();
-        assert_eq!(uuid_text(&b), "00010203-0405-0607-0809-0a0b0c0d0e0f");
+        let mut field = Vec::new();
+        pgcopy::encode::put_numeric(&mut field, 123_456_789, 4);
+        append(PgType::Numeric, 9, &field[4..], &mut b).expect("numeric");
+        let mut small = ColumnBuilder::new(&A::Decimal128(5, 2), 4);
+        let e = append(PgType::Numeric, 2, &field[4..], &mut small).expect_err("too wide");
+        assert!(e.contains("more digits"), "{e}");
+        let mut i = ColumnBuilder::new(&A::Int16, 4);
+        let e = append(PgType::Int4, 0, &70_000i32.to_be_bytes(), &mut i).expect_err("int2");
+        assert_eq!(e, "holds a value that does not fit the column");
+        let e = append(PgType::Int4, 0, &[1, 2], &mut i).expect_err("short");
+        assert_eq!(e, "has a field of 2 bytes that is malformed");
+        let mut t = ColumnBuilder::new(&A::Utf8, 4);
+        append(PgType::Uuid, 0, &[0xab; 16], &mut t).expect("uuid");
+        let a = t.finish();
+        assert_eq!(
+            a.as_any()
+                .downcast_ref::<arrow_array::StringArray>()
+                .map(|s| s.value(0)),
+            Some("abababab-abab-abab-abab-abababababab")
+        );
     }
 }

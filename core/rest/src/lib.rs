@@ -22,9 +22,11 @@
 //!   `inf` or a year is a clear error, never a panic.
 
 mod body;
+pub mod config;
 pub mod paginate;
 mod scope;
 pub mod select;
+pub mod source;
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
@@ -32,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sluice_sdk::{
     redact_url, Error, ErrorCode, PageRequest, PageResponse, Paginator, Result, Secret,
@@ -50,7 +52,7 @@ pub const MAX_REDIRECTS: usize = 10;
 const MAX_SECONDS: f64 = 365.0 * 86400.0;
 
 /// Retry and timeout settings (dlt's `[runtime]` request settings).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct RetryConfig {
     /// Total attempts per request.
@@ -109,7 +111,7 @@ fn seconds(name: &str, value: f64, zero_ok: bool) -> Result<Duration> {
 
 /// Bounds on what one server can make the client read (sluice's own; dlt has none). A limit
 /// reached fails the run with an error naming the URL and the setting to raise.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Limits {
     /// Largest response body in bytes, counted on the wire and again after gzip decoding.
@@ -260,7 +262,7 @@ pub struct Page {
 }
 
 /// What to do with a response before the default status check (dlt's `response_actions`).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 pub struct ResponseAction {
     /// Matches this status.
     #[serde(default)]

@@ -1,6 +1,6 @@
 //! dlt's paginators (spec i.3) over `sluice_sdk::Paginator`, configured from dlt's dicts.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sluice_sdk::paginator::SinglePage;
 use sluice_sdk::{Error, PageRequest, PageResponse, Paginator, Result};
@@ -8,39 +8,56 @@ use sluice_sdk::{Error, PageRequest, PageResponse, Paginator, Result};
 use crate::select::find;
 
 /// A paginator as configured: `"json_link"` or `{type = "offset", limit = 100, ...}`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum PaginatorConfig {
     /// A type name with default options.
     Name(String),
-    /// A type with options.
-    Config(PaginatorOptions),
+    /// A type with options (boxed: the options are large, a name is one string).
+    Config(Box<PaginatorOptions>),
 }
 
 /// Every paginator option (each type reads its own; dlt's names and defaults).
-#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct PaginatorOptions {
     #[serde(rename = "type")]
     kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     next_url_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     links_next_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     cursor_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     cursor_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     cursor_param: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     cursor_body_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     limit: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     offset_param: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     limit_param: Option<String>,
     #[serde(default = "default_total", deserialize_with = "nullable")]
     total_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     maximum_offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     base_page: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     page: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     page_param: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     maximum_page: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     stop_after_empty_page: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     has_more_path: Option<String>,
 }
 
@@ -63,7 +80,7 @@ impl PaginatorConfig {
                 total_path: default_total(),
                 ..Default::default()
             },
-            Self::Config(c) => c.clone(),
+            Self::Config(c) => (**c).clone(),
         };
         let stop_empty = o.stop_after_empty_page;
         Ok(Some(match o.kind.as_str() {

@@ -57,6 +57,25 @@ pub trait SqlDialect {
     fn truncate(&self, qualified_table: &str) -> String {
         format!("DELETE FROM {qualified_table}")
     }
+
+    /// The statements that empty `qualified_tables` in a load's transaction (one
+    /// [`Self::truncate`] each unless the destination empties many at once).
+    fn empty_tables(&self, qualified_tables: &[String]) -> Vec<String> {
+        qualified_tables.iter().map(|t| self.truncate(t)).collect()
+    }
+
+    /// Whether a staging table can take its table's place ([`Self::swap_in`]): `replace`
+    /// with `staging-optimized`. Without it that strategy runs as `insert-from-staging`.
+    fn supports_swap(&self) -> bool {
+        false
+    }
+
+    /// The statements that put `staging.table` in place of `dataset.table` and leave an empty
+    /// staging table of the same shape.
+    fn swap_in(&self, dataset: &str, staging: &str, table: &str) -> Vec<String> {
+        let _ = (dataset, staging, table);
+        Vec::new()
+    }
 }
 
 /// A quoted identifier.

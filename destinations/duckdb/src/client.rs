@@ -1,29 +1,24 @@
-//! The DuckDB job client.
+//! The DuckDB connection under sluice's shared SQL job client ([`SqlJobClient`]): how a
+//! database file is opened (an in-memory instance that attaches it, with the buffer pool,
+//! row group size and spill folder set), its statements, and its bulk load: every job's
+//! parquet file is read by DuckDB itself (`INSERT ... BY NAME SELECT * FROM read_parquet`).
 //!
-//! A load package runs in one DuckDB transaction: `start_load` begins it (and truncates the
-//! tables a `truncate-and-insert` replace empties), every job inserts its parquet file with
-//! DuckDB's own reader, and `complete_load` runs the merge/replace statements, writes the
-//! `_dlt_loads` row and commits. A process killed anywhere before the commit leaves the dataset
-//! as it was (DuckDB rolls the transaction back from its WAL), and the package is replayed:
-//! append is exactly-once per package, and a failed replace never leaves an empty table (unlike
-//! dlt, whose truncate-and-insert commits the truncation first, dlt issue #3025).
+//! A load package runs in one DuckDB transaction (see `sluice_sql::client`): a process killed
+//! anywhere before the commit leaves the dataset as it was (DuckDB rolls the transaction back
+//! from its WAL), and the package is replayed.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use duckdb::{params, Connection};
+use duckdb::Connection;
 
-use sluice_sdk::destination::{
-    BatchReader, ClientRequest, DropTablesRequest, JobReport, LoadCompletion, LoadJob, LoadPlan,
-    SchemaUpdate, SchemaUpdateRequest, StoredSchema, StoredState,
-};
-use sluice_sdk::schema::{Schema, Table, WriteDisposition};
-use sluice_sdk::{BatchStream, CancelToken, DestinationClient, Error, Result};
+use sluice_sdk::destination::{BatchReader, ClientRequest, JobReport};
+use sluice_sdk::{BatchStream, CancelToken, Error, Result};
+use sluice_sql::client::{SqlClientOptions, SqlConnection, SqlJobClient, Target, TextRows};
+use sluice_sql::jobs::SqlDialect;
 
 use crate::config::DuckDbConfig;
 use crate::sql;
 use crate::types::{literal, quote};
-use sluice_sql::jobs;
 
 /// Caps glibc's malloc at two arenas, once per process, before DuckDB starts its threads.
 ///
@@ -69,23 +64,37 @@ fn db_err(context: impl std::fmt::Display, e: duckdb::Error) -> Error {
     Error::destination(format!("{context}: {text}"))
 }
 
-/// A job client for one dataset of one DuckDB file.
-pub struct DuckDbClient {
-    con: Connection,
-    path: String,
-    dataset: String,
-    staging: String,
-    config: DuckDbConfig,
-    schema: Option<Schema>,
-    plan: Option<LoadPlan>,
-    in_transaction: bool,
+/// The job client of one dataset of one DuckDB file.
+pub type DuckDbClient = SqlJobClient<DuckDbConnection>;
+
+/// Opens the job client of `request`'s dataset in the database file of `config`.
+pub fn open_client(config: &DuckDbConfig, request: &ClientRequest) -> Result<DuckDbClient> {
+    let dataset = request.dataset_name.clone();
+    let staging = request
+        .staging_dataset_name
+        .clone()
+        .unwrap_or_else(|| config.staging_dataset(&dataset));
+    let con = DuckDbConnection::open(config, request, &[&dataset, &staging])?;
+    Ok(SqlJobClient::new(
+        con,
+        SqlClientOptions {
+            dataset,
+            staging,
+            replace_strategy: config.replace_strategy.unwrap_or_default(),
+        },
+    ))
 }
 
-impl std::fmt::Debug for DuckDbClient {
+/// A connection to one DuckDB database file.
+pub struct DuckDbConnection {
+    con: Connection,
+    path: String,
+}
+
+impl std::fmt::Debug for DuckDbConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DuckDbClient")
+        f.debug_struct("DuckDbConnection")
             .field("path", &self.path)
-            .field("dataset", &self.dataset)
             .finish()
     }
 }
@@ -115,9 +124,10 @@ fn catalog_name(path: &str, datasets: &[&str]) -> String {
     name
 }
 
-impl DuckDbClient {
-    /// Opens the database file of `request`'s pipeline.
-    pub fn open(config: &DuckDbConfig, request: &ClientRequest) -> Result<Self> {
+impl DuckDbConnection {
+    /// Opens the database file of `request`'s pipeline; `datasets` are the datasets it will
+    /// write (the catalog's name must differ from theirs).
+    pub fn open(config: &DuckDbConfig, request: &ClientRequest, datasets: &[&str]) -> Result<Self> {
         let path = config.database_path(&request.pipeline_name);
         if path == ":memory:" {
             return Err(Error::config(
@@ -173,12 +183,7 @@ impl DuckDbClient {
             literal(&format!("{path}.tmp"))
         ))
         .map_err(|e| db_err("cannot set temp_directory", e))?;
-        let dataset = request.dataset_name.clone();
-        let staging = request
-            .staging_dataset_name
-            .clone()
-            .unwrap_or_else(|| config.staging_dataset(&dataset));
-        let alias = catalog_name(&path, &[&dataset, &staging]);
+        let alias = catalog_name(&path, datasets);
         let options = match row_group_size {
             Some(n) => format!(" (ROW_GROUP_SIZE {n})"),
             None => String::new(),
@@ -199,100 +204,7 @@ impl DuckDbClient {
             }
             err
         })?;
-        Ok(Self {
-            con,
-            path,
-            dataset,
-            staging,
-            config: config.clone(),
-            schema: None,
-            plan: None,
-            in_transaction: false,
-        })
-    }
-
-    fn exec(&self, sql: &str) -> Result<()> {
-        tracing::debug!(target: "sluice::duckdb", "{sql}");
-        self.con
-            .execute_batch(sql)
-            .map_err(|e| db_err(format!("duckdb failed to run `{}`", truncate(sql)), e))
-    }
-
-    fn table_exists(&self, dataset: &str, table: &str) -> Result<bool> {
-        let n: i64 = self
-            .con
-            .query_row(
-                "SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ?",
-                params![dataset, table],
-                |r| r.get(0),
-            )
-            .map_err(|e| db_err("cannot read information_schema", e))?;
-        Ok(n > 0)
-    }
-
-    fn existing_columns(&self, dataset: &str) -> Result<BTreeMap<String, BTreeSet<String>>> {
-        let mut stmt = self
-            .con
-            .prepare("SELECT table_name, column_name FROM information_schema.columns WHERE table_catalog = current_database() AND table_schema = ?")
-            .map_err(|e| db_err("cannot read information_schema", e))?;
-        let mut rows = stmt
-            .query(params![dataset])
-            .map_err(|e| db_err("cannot read information_schema", e))?;
-        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        while let Some(r) = rows.next().map_err(|e| db_err("information_schema", e))? {
-            let t: String = r.get(0).map_err(|e| db_err("information_schema", e))?;
-            let c: String = r.get(1).map_err(|e| db_err("information_schema", e))?;
-            out.entry(t).or_default().insert(c);
-        }
-        Ok(out)
-    }
-
-    /// Creates missing tables and columns of `tables` in `dataset`.
-    fn sync_tables(
-        &self,
-        dataset: &str,
-        tables: &[&Table],
-        update: &mut SchemaUpdate,
-    ) -> Result<()> {
-        self.exec(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote(dataset)))?;
-        let existing = self.existing_columns(dataset)?;
-        for s in jobs::schema_changes(&sql::DuckDb, dataset, tables, &existing, false, update)? {
-            self.exec(&s)?;
-        }
-        Ok(())
-    }
-
-    fn schema(&self) -> Result<&Schema> {
-        self.schema
-            .as_ref()
-            .ok_or_else(|| Error::internal("the load started before the schema was stored"))
-    }
-
-    /// Root tables touched by the plan (with jobs, or listed as loaded without rows).
-    fn plan_roots(&self) -> Result<Vec<String>> {
-        let schema = self.schema()?;
-        Ok(self
-            .plan
-            .as_ref()
-            .map(|p| jobs::plan_roots(schema, p))
-            .unwrap_or_default())
-    }
-
-    /// Whether rows of the chain rooted at `root` go through the staging dataset.
-    fn uses_staging(&self, root: &str) -> Result<bool> {
-        let truncate = self
-            .config
-            .replace_strategy
-            .as_deref()
-            .is_none_or(|s| s == "truncate-and-insert");
-        Ok(jobs::uses_staging(self.schema()?, root, truncate))
-    }
-
-    fn rollback(&mut self) {
-        if self.in_transaction {
-            let _ = self.con.execute_batch("ROLLBACK");
-            self.in_transaction = false;
-        }
+        Ok(Self { con, path })
     }
 }
 
@@ -307,216 +219,112 @@ fn truncate(sql: &str) -> String {
     }
 }
 
-impl Drop for DuckDbClient {
-    fn drop(&mut self) {
-        self.rollback();
+impl DuckDbConnection {
+    /// Loads parquet file `path` into `target` with DuckDB's own reader.
+    fn insert_parquet(
+        &mut self,
+        target: Target<'_>,
+        path: &Path,
+        cancel: &CancelToken,
+    ) -> Result<JobReport> {
+        cancel.check()?;
+        let sql = format!(
+            "INSERT INTO {} BY NAME SELECT * FROM read_parquet({})",
+            sql::qualified(target.dataset, &target.table.name),
+            literal(&path.display().to_string())
+        );
+        tracing::debug!(target: "sluice::duckdb", "{sql}");
+        let rows = self.con.execute(&sql, []).map_err(|e| {
+            db_err(
+                format!(
+                    "cannot load `{}` into table `{}`",
+                    path.display(),
+                    target.table.name
+                ),
+                e,
+            )
+        })?;
+        let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        Ok(JobReport {
+            rows: rows as u64,
+            bytes,
+            ..Default::default()
+        })
     }
 }
 
-impl DestinationClient for DuckDbClient {
-    fn initialize_storage(&mut self) -> Result<()> {
-        self.exec(&format!(
-            "CREATE SCHEMA IF NOT EXISTS {}",
-            quote(&self.dataset)
-        ))
+impl SqlConnection for DuckDbConnection {
+    fn name(&self) -> &'static str {
+        "duckdb"
     }
 
-    fn is_storage_initialized(&mut self) -> Result<bool> {
-        let n: i64 = self
-            .con
-            .query_row(
-                "SELECT count(*) FROM information_schema.schemata WHERE catalog_name = current_database() AND schema_name = ?",
-                params![self.dataset],
-                |r| r.get(0),
-            )
-            .map_err(|e| db_err("cannot read information_schema", e))?;
-        Ok(n > 0)
+    fn dialect(&self) -> &dyn SqlDialect {
+        &sql::DuckDb
     }
 
-    fn drop_storage(&mut self) -> Result<()> {
-        self.rollback();
-        for ds in [self.dataset.clone(), self.staging.clone()] {
-            self.exec(&format!("DROP SCHEMA IF EXISTS {} CASCADE", quote(&ds)))?;
-        }
-        Ok(())
+    fn execute(&mut self, sql: &str) -> Result<()> {
+        tracing::debug!(target: "sluice::duckdb", "{sql}");
+        self.con
+            .execute_batch(sql)
+            .map_err(|e| db_err(format!("duckdb failed to run `{}`", truncate(sql)), e))
     }
 
-    fn get_stored_schema(&mut self, schema_name: &str) -> Result<Option<StoredSchema>> {
-        if !self.table_exists(&self.dataset, "_dlt_version")? {
-            return Ok(None);
-        }
-        let sql = format!(
-            "SELECT version, engine_version, CAST(inserted_at AS VARCHAR), schema_name, version_hash, schema FROM {} WHERE schema_name = ? ORDER BY inserted_at DESC, version DESC LIMIT 1",
-            sql::qualified(&self.dataset, "_dlt_version")
-        );
-        let mut stmt = self
-            .con
-            .prepare(&sql)
-            .map_err(|e| db_err("cannot read _dlt_version", e))?;
+    fn query_text(&mut self, what: &str, sql: &str, params: &[Option<&str>]) -> Result<TextRows> {
+        tracing::debug!(target: "sluice::duckdb", "{sql}");
+        let mut stmt = self.con.prepare(sql).map_err(|e| db_err(what, e))?;
         let mut rows = stmt
-            .query(params![schema_name])
-            .map_err(|e| db_err("cannot read _dlt_version", e))?;
-        match rows
-            .next()
-            .map_err(|e| db_err("cannot read _dlt_version", e))?
-        {
-            None => Ok(None),
-            Some(r) => Ok(Some(StoredSchema {
-                version: r.get(0).map_err(|e| db_err("_dlt_version", e))?,
-                engine_version: r.get(1).map_err(|e| db_err("_dlt_version", e))?,
-                inserted_at: r.get(2).map_err(|e| db_err("_dlt_version", e))?,
-                schema_name: r.get(3).map_err(|e| db_err("_dlt_version", e))?,
-                version_hash: r.get(4).map_err(|e| db_err("_dlt_version", e))?,
-                schema: r.get(5).map_err(|e| db_err("_dlt_version", e))?,
-            })),
-        }
-    }
-
-    fn get_stored_state(&mut self, pipeline_name: &str) -> Result<Option<StoredState>> {
-        if !self.table_exists(&self.dataset, "_dlt_pipeline_state")?
-            || !self.table_exists(&self.dataset, "_dlt_loads")?
-        {
-            return Ok(None);
-        }
-        let sql = format!(
-            "SELECT s.version, s.engine_version, s.pipeline_name, s.state, CAST(s.created_at AS VARCHAR), s.version_hash, s._dlt_load_id FROM {} AS s JOIN {} AS l ON l.load_id = s._dlt_load_id WHERE s.pipeline_name = ? AND l.status = 0 ORDER BY l.load_id DESC LIMIT 1",
-            sql::qualified(&self.dataset, "_dlt_pipeline_state"),
-            sql::qualified(&self.dataset, "_dlt_loads")
-        );
-        let mut stmt = self
-            .con
-            .prepare(&sql)
-            .map_err(|e| db_err("cannot read the pipeline state", e))?;
-        let mut rows = stmt
-            .query(params![pipeline_name])
-            .map_err(|e| db_err("cannot read the pipeline state", e))?;
-        match rows.next().map_err(|e| db_err("pipeline state", e))? {
-            None => Ok(None),
-            Some(r) => Ok(Some(StoredState {
-                version: r.get(0).map_err(|e| db_err("pipeline state", e))?,
-                engine_version: r.get(1).map_err(|e| db_err("pipeline state", e))?,
-                pipeline_name: r.get(2).map_err(|e| db_err("pipeline state", e))?,
-                state: r.get(3).map_err(|e| db_err("pipeline state", e))?,
-                created_at: r.get(4).map_err(|e| db_err("pipeline state", e))?,
-                version_hash: r.get(5).map_err(|e| db_err("pipeline state", e))?,
-                load_id: r.get(6).map_err(|e| db_err("pipeline state", e))?,
-            })),
-        }
-    }
-
-    fn update_stored_schema(
-        &mut self,
-        schema: &Schema,
-        schema_json: &str,
-        request: &SchemaUpdateRequest,
-    ) -> Result<SchemaUpdate> {
-        let mut update = SchemaUpdate::default();
-        let tables: Vec<&Table> = schema
-            .tables
-            .values()
-            .filter(|t| {
-                request
-                    .only_tables
-                    .as_ref()
-                    .is_none_or(|only| only.contains(&t.name))
-            })
-            .collect();
-        self.sync_tables(&self.dataset.clone(), &tables, &mut update)?;
-        // record the schema version once
-        let n: i64 = self
-            .con
-            .query_row(
-                &format!(
-                    "SELECT count(*) FROM {} WHERE version_hash = ?",
-                    sql::qualified(&self.dataset, "_dlt_version")
-                ),
-                params![schema.version_hash],
-                |r| r.get(0),
-            )
-            .map_err(|e| db_err("cannot read _dlt_version", e))?;
-        if n == 0 {
-            let now = chrono::Utc::now()
-                .format("%Y-%m-%d %H:%M:%S%.6f+00")
-                .to_string();
-            self.con
-                .execute(
-                    &format!(
-                        "INSERT INTO {} (version, engine_version, inserted_at, schema_name, version_hash, schema) VALUES (?, ?, ?::TIMESTAMPTZ, ?, ?, ?)",
-                        sql::qualified(&self.dataset, "_dlt_version")
-                    ),
-                    params![
-                        schema.version as i64,
-                        i64::from(schema.engine_version),
-                        now,
-                        schema.name,
-                        schema.version_hash,
-                        schema_json
-                    ],
-                )
-                .map_err(|e| db_err("cannot store the schema version", e))?;
-            update.stored_version = true;
-        }
-        self.schema = Some(schema.clone());
-        Ok(update)
-    }
-
-    fn start_load(&mut self, load_id: &str, plan: &LoadPlan) -> Result<()> {
-        self.rollback();
-        self.plan = Some(plan.clone());
-        let roots = self.plan_roots()?;
-        // staging tables are created (and evolved) outside the load transaction
-        let mut update = SchemaUpdate::default();
-        for root in &roots {
-            if self.uses_staging(root)? {
-                let schema = self.schema()?.clone();
-                let chain = sql::chain(&schema, root);
-                self.sync_tables(&self.staging.clone(), &chain, &mut update)?;
-            }
-        }
-        self.exec("BEGIN TRANSACTION")?;
-        self.in_transaction = true;
-        let result = (|| {
-            let schema = self.schema()?.clone();
-            for root in &roots {
-                let chain = sql::chain(&schema, root);
-                if self.uses_staging(root)? {
-                    for t in &chain {
-                        self.exec(&format!(
-                            "DELETE FROM {}",
-                            sql::qualified(&self.staging, &t.name)
-                        ))?;
+            .query(duckdb::params_from_iter(params.iter()))
+            .map_err(|e| db_err(what, e))?;
+        let mut out = TextRows::new();
+        while let Some(r) = rows.next().map_err(|e| db_err(what, e))? {
+            let n = r.as_ref().column_count();
+            let mut row = Vec::with_capacity(n);
+            for i in 0..n {
+                let v: duckdb::types::Value = r.get(i).map_err(|e| db_err(what, e))?;
+                row.push(match v {
+                    duckdb::types::Value::Null => None,
+                    duckdb::types::Value::Text(t) => Some(t),
+                    duckdb::types::Value::Boolean(b) => Some(b.to_string()),
+                    duckdb::types::Value::TinyInt(v) => Some(v.to_string()),
+                    duckdb::types::Value::SmallInt(v) => Some(v.to_string()),
+                    duckdb::types::Value::Int(v) => Some(v.to_string()),
+                    duckdb::types::Value::BigInt(v) => Some(v.to_string()),
+                    duckdb::types::Value::HugeInt(v) => Some(v.to_string()),
+                    other => {
+                        return Err(Error::internal(format!(
+                            "{what}: a value that is not text ({other:?}); cast it to TEXT"
+                        )))
                     }
-                } else if schema.write_disposition_of(root) == WriteDisposition::Replace {
-                    for t in &chain {
-                        self.exec(&format!(
-                            "DELETE FROM {}",
-                            sql::qualified(&self.dataset, &t.name)
-                        ))?;
-                    }
-                }
+                });
             }
-            Ok(())
-        })();
-        if result.is_err() {
-            self.rollback();
+            out.push(row);
         }
-        tracing::debug!(target: "sluice::duckdb", load_id, roots = ?roots, "load started");
-        result
+        Ok(out)
     }
 
-    fn write_table(
+    fn param(&self, _n: usize) -> String {
+        "?".into()
+    }
+
+    fn write_rows(
         &mut self,
-        load_id: &str,
-        job: &LoadJob,
+        target: Target<'_>,
         data: BatchReader,
         cancel: &CancelToken,
     ) -> Result<JobReport> {
         // stage the batches as a parquet file DuckDB reads itself
-        let dir = std::env::temp_dir().join(format!("sluice-duckdb-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::io(format!("`{}`: {e}", dir.display())))?;
-        let path = dir.join(format!("{}.{}.parquet", load_id, rand::random::<u64>()));
-        {
+        // in a folder of its own (created private and new: no other user can put a file
+        // where DuckDB reads), removed with everything in it when the job ends
+        let dir = tempfile::Builder::new()
+            .prefix("sluice-duckdb-")
+            .tempdir()
+            .map_err(|e| {
+                Error::io(format!(
+                    "cannot create a temporary folder for a load file: {e}"
+                ))
+            })?;
+        let path = dir.path().join("rows.parquet");
+        let written = (|| {
             let file = std::fs::File::create(&path)
                 .map_err(|e| Error::io(format!("`{}`: {e}", path.display())))?;
             let schema = data.schema();
@@ -532,153 +340,18 @@ impl DestinationClient for DuckDbClient {
             writer
                 .close()
                 .map_err(|e| Error::internal(format!("parquet: {e}")))?;
-        }
-        let report = self.load_file(load_id, job, &path, cancel);
-        let _ = std::fs::remove_file(&path);
-        report
+            Ok(())
+        })();
+        written.and_then(|()| self.insert_parquet(target, &path, cancel))
     }
 
     fn load_file(
         &mut self,
-        _load_id: &str,
-        job: &LoadJob,
+        target: Target<'_>,
         path: &Path,
         cancel: &CancelToken,
     ) -> Result<JobReport> {
-        cancel.check()?;
-        if !self.in_transaction {
-            return Err(Error::internal(
-                "a job was loaded outside start_load/complete_load",
-            ));
-        }
-        let root = self.schema()?.root_of(&job.table_name).to_string();
-        let dataset = if self.uses_staging(&root)? {
-            self.staging.clone()
-        } else {
-            self.dataset.clone()
-        };
-        let sql = format!(
-            "INSERT INTO {} BY NAME SELECT * FROM read_parquet({})",
-            sql::qualified(&dataset, &job.table_name),
-            literal(&path.display().to_string())
-        );
-        tracing::debug!(target: "sluice::duckdb", "{sql}");
-        let rows = self.con.execute(&sql, []).map_err(|e| {
-            db_err(
-                format!(
-                    "cannot load `{}` into table `{}`",
-                    path.display(),
-                    job.table_name
-                ),
-                e,
-            )
-        })?;
-        let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        Ok(JobReport {
-            rows: rows as u64,
-            bytes,
-            ..Default::default()
-        })
-    }
-
-    fn complete_load(&mut self, load_id: &str, completion: &LoadCompletion) -> Result<()> {
-        if !self.in_transaction {
-            return Err(Error::internal("complete_load without start_load"));
-        }
-        let result = (|| {
-            let schema = self.schema()?.clone();
-            let suffix: String = format!("{:08x}", rand::random::<u32>());
-            for root in self.plan_roots()? {
-                let chain = sql::chain(&schema, &root);
-                if chain.is_empty() || !self.uses_staging(&root)? {
-                    continue;
-                }
-                let followup = sql::Followup {
-                    dialect: &sql::DuckDb,
-                    dataset: &self.dataset,
-                    staging: &self.staging,
-                    temp_suffix: &suffix,
-                };
-                let boundary = sluice_sql::jobs::scd2_boundary(chain[0], completion);
-                let statements =
-                    followup.statements(&chain, schema.write_disposition_of(&root), &boundary);
-                for s in statements {
-                    self.exec(&s)?;
-                }
-            }
-            if let Some(state) = &completion.state {
-                let id: [u8; 10] = rand::random();
-                let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
-                self.con
-                    .execute(
-                        &format!(
-                            "INSERT INTO {} (version, engine_version, pipeline_name, state, created_at, version_hash, _dlt_load_id, _dlt_id) VALUES (?, ?, ?, ?, ?::TIMESTAMPTZ, ?, ?, ?)",
-                            sql::qualified(&self.dataset, "_dlt_pipeline_state")
-                        ),
-                        params![
-                            state.version,
-                            state.engine_version,
-                            state.pipeline_name,
-                            state.state,
-                            state.created_at,
-                            state.version_hash,
-                            load_id,
-                            id
-                        ],
-                    )
-                    .map_err(|e| db_err("cannot store the pipeline state", e))?;
-            }
-            self.con
-                .execute(
-                    &format!(
-                        "INSERT INTO {} (load_id, schema_name, status, inserted_at, schema_version_hash) VALUES (?, ?, 0, ?::TIMESTAMPTZ, ?)",
-                        sql::qualified(&self.dataset, "_dlt_loads")
-                    ),
-                    params![load_id, completion.schema_name, completion.inserted_at, completion.schema_version_hash],
-                )
-                .map_err(|e| db_err("cannot record the load in _dlt_loads", e))?;
-            self.exec("COMMIT")?;
-            self.in_transaction = false;
-            Ok(())
-        })();
-        if result.is_err() {
-            self.rollback();
-        }
-        result
-    }
-
-    fn is_load_completed(&mut self, load_id: &str) -> Result<bool> {
-        if !self.table_exists(&self.dataset, "_dlt_loads")? {
-            return Ok(false);
-        }
-        let n: i64 = self
-            .con
-            .query_row(
-                &format!(
-                    "SELECT count(*) FROM {} WHERE load_id = ?",
-                    sql::qualified(&self.dataset, "_dlt_loads")
-                ),
-                params![load_id],
-                |r| r.get(0),
-            )
-            .map_err(|e| db_err("cannot read _dlt_loads", e))?;
-        Ok(n > 0)
-    }
-
-    fn drop_tables(&mut self, request: &DropTablesRequest) -> Result<()> {
-        for t in &request.tables {
-            self.exec(&format!(
-                "DROP TABLE IF EXISTS {}",
-                sql::qualified(&self.dataset, t)
-            ))?;
-            if request.staging {
-                self.exec(&format!(
-                    "DROP TABLE IF EXISTS {}",
-                    sql::qualified(&self.staging, t)
-                ))?;
-            }
-        }
-        Ok(())
+        self.insert_parquet(target, path, cancel)
     }
 
     fn query(&mut self, sql: &str, _cancel: &CancelToken) -> Result<BatchStream> {
@@ -698,6 +371,7 @@ impl DestinationClient for DuckDbClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_sdk::DestinationClient;
 
     fn request() -> ClientRequest {
         ClientRequest {
@@ -709,6 +383,7 @@ mod tests {
 
     fn setting(client: &DuckDbClient, name: &str) -> String {
         client
+            .connection()
             .con
             .query_row("SELECT current_setting(?)::VARCHAR", [name], |r| r.get(0))
             .expect("setting")
@@ -722,24 +397,26 @@ mod tests {
             credentials: Some(dir.path().join("a.duckdb").display().to_string()),
             ..Default::default()
         };
-        let client = DuckDbClient::open(&config, &request).expect("open");
+        let client = open_client(&config, &request).expect("open");
         // DuckDB prints the limit in MiB: 192 MB = 183.1 MiB
         assert_eq!(setting(&client, "memory_limit"), "183.1 MiB");
         assert_eq!(setting(&client, "preserve_insertion_order"), "false");
         drop(client);
         config.memory_limit = Some("1GB".into());
-        let client = DuckDbClient::open(&config, &request).expect("open");
+        let client = open_client(&config, &request).expect("open");
         assert_eq!(setting(&client, "memory_limit"), "953.6 MiB");
     }
 
     fn row_groups_of(client: &DuckDbClient, rows: u64) -> i64 {
         client
+            .connection()
             .con
             .execute_batch(&format!(
                 "CREATE TABLE t AS SELECT range AS id, 'v' || range AS v FROM range({rows})"
             ))
             .expect("insert");
         client
+            .connection()
             .con
             .query_row(
                 "SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('t')",
@@ -758,12 +435,13 @@ mod tests {
             credentials: Some(path.clone()),
             ..Default::default()
         };
-        let client = DuckDbClient::open(&config, &request).expect("open");
+        let client = open_client(&config, &request).expect("open");
         // 100k rows: 4 row groups of at most 30720 rows (DuckDB's 122880 would make one)
         assert_eq!(row_groups_of(&client, 100_000), 4);
         // the file is the current catalog, named as DuckDB names a file it opens, and spills
         // next to it
         let catalog: String = client
+            .connection()
             .con
             .query_row("SELECT current_database()", [], |r| r.get(0))
             .expect("catalog");
@@ -771,10 +449,12 @@ mod tests {
         assert_eq!(setting(&client, "temp_directory"), format!("{path}.tmp"));
         // the instance's own `memory` catalog is gone: a dataset of that name is unambiguous
         client
+            .connection()
             .con
             .execute_batch("CREATE SCHEMA memory; CREATE TABLE memory.m AS SELECT 1 AS a")
             .expect("a dataset named memory");
         let a: i64 = client
+            .connection()
             .con
             .query_row("SELECT a FROM memory.m", [], |r| r.get(0))
             .expect("memory.m");
@@ -782,11 +462,11 @@ mod tests {
         drop(client);
         config.row_group_size = Some(0);
         config.credentials = Some(dir.path().join("b.duckdb").display().to_string());
-        let client = DuckDbClient::open(&config, &request).expect("open");
+        let client = open_client(&config, &request).expect("open");
         assert_eq!(row_groups_of(&client, 100_000), 1);
         drop(client);
         config.row_group_size = Some(1000);
-        let err = DuckDbClient::open(&config, &request).expect_err("not a multiple of 2048");
+        let err = open_client(&config, &request).expect_err("not a multiple of 2048");
         assert!(
             err.to_string()
                 .contains("`row_group_size` must be a multiple of 2048"),
@@ -804,12 +484,14 @@ mod tests {
             ..Default::default()
         };
         for run in 1..=2i64 {
-            let mut client = DuckDbClient::open(&config, &request()).expect("open");
+            let mut client = open_client(&config, &request()).expect("open");
             client.initialize_storage().expect("create the dataset");
             client
-                .exec(r#"CREATE TABLE IF NOT EXISTS "ds"."t" (a BIGINT); INSERT INTO "ds"."t" VALUES (1)"#)
+                .connection_mut()
+                .execute(r#"CREATE TABLE IF NOT EXISTS "ds"."t" (a BIGINT); INSERT INTO "ds"."t" VALUES (1)"#)
                 .expect("write");
             let n: i64 = client
+                .connection()
                 .con
                 .query_row(r#"SELECT count(*) FROM "ds"."t""#, [], |r| r.get(0))
                 .expect("read");

@@ -1,42 +1,61 @@
 //! The DuckDB destination's configuration (`[destination.duckdb]`).
+//!
+//! [`DuckDbConfig`] and `sluice-plugin.toml` list the same keys with the same defaults: the
+//! defaults are the constants below, and a test reads the manifest and checks both.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use sluice_sdk::schema::ReplaceStrategy;
+use sluice_sql::naming::STAGING_DATASET_NAME_LAYOUT;
 
-/// Configuration keys of the DuckDB destination (see `sluice-plugin.toml`).
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Configuration keys of the DuckDB destination (see `sluice-plugin.toml`). A key left out
+/// takes its default ([`DuckDbConfig::default`]); `null` (or `None` here) also means the
+/// default, except for `credentials` and `threads`, which have none. DuckDB takes no secrets.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
 pub struct DuckDbConfig {
     /// Path of the database file; default `<pipeline_name>.duckdb` in the working directory.
-    #[serde(default)]
     pub credentials: Option<String>,
-    /// `truncate-and-insert` (default) or `insert-from-staging`.
-    #[serde(default)]
-    pub replace_strategy: Option<String>,
-    /// Staging dataset name layout, `%s` = dataset name (default `%s_staging`).
-    #[serde(default)]
+    /// `truncate-and-insert` (default) or `insert-from-staging` (`staging-optimized` is
+    /// refused when the plugin opens: DuckDB has no table swap here).
+    pub replace_strategy: Option<ReplaceStrategy>,
+    /// Staging dataset name layout, `%s` = dataset name (default
+    /// [`STAGING_DATASET_NAME_LAYOUT`], `%s_staging`).
     pub staging_dataset_name_layout: Option<String>,
-    /// DuckDB threads.
-    #[serde(default)]
+    /// DuckDB threads (default: all cores).
     pub threads: Option<u32>,
-    /// DuckDB's memory limit (`SET memory_limit`), default `192MB`; `none` leaves DuckDB's own
-    /// default (80% of RAM). Pages beyond it spill to DuckDB's temp directory.
-    #[serde(default)]
+    /// DuckDB's memory limit (`SET memory_limit`), default [`DEFAULT_MEMORY_LIMIT`]; `none`
+    /// leaves DuckDB's own default (80% of RAM). Pages beyond it spill to DuckDB's temp
+    /// directory.
     pub memory_limit: Option<String>,
     /// Keep the load files' row order in the tables (DuckDB's default); sluice turns it off
     /// unless set, for faster parallel inserts.
-    #[serde(default)]
     pub preserve_insertion_order: Option<bool>,
     /// Rows per row group of the tables sluice writes (DuckDB's `ATTACH ... (ROW_GROUP_SIZE n)`,
-    /// a multiple of 2048), default 30720; `0` leaves DuckDB's 122880.
-    #[serde(default)]
+    /// a multiple of 2048), default [`DEFAULT_ROW_GROUP_SIZE`]; `0` leaves DuckDB's 122880.
     pub row_group_size: Option<u64>,
     /// Longest table name (dlt's `max_identifier_length`); longer names are shortened with
     /// dlt's hash tag. Default: [`MAX_IDENTIFIER`] (dlt's DuckDB capabilities: no practical
     /// limit).
-    #[serde(default)]
     pub max_identifier_length: Option<u64>,
     /// Longest column name (dlt's `max_column_identifier_length`), default [`MAX_IDENTIFIER`].
-    #[serde(default)]
     pub max_column_identifier_length: Option<u64>,
+}
+
+impl Default for DuckDbConfig {
+    /// Every key at its default (the manifest's `default`s).
+    fn default() -> Self {
+        Self {
+            credentials: None,
+            replace_strategy: Some(ReplaceStrategy::default()),
+            staging_dataset_name_layout: Some(STAGING_DATASET_NAME_LAYOUT.to_string()),
+            threads: None,
+            memory_limit: Some(DEFAULT_MEMORY_LIMIT.to_string()),
+            preserve_insertion_order: Some(false),
+            row_group_size: Some(DEFAULT_ROW_GROUP_SIZE),
+            max_identifier_length: Some(MAX_IDENTIFIER as u64),
+            max_column_identifier_length: Some(MAX_IDENTIFIER as u64),
+        }
+    }
 }
 
 /// dlt's DuckDB identifier limit (`max_identifier_length` and `max_column_identifier_length`
@@ -103,9 +122,73 @@ impl DuckDbConfig {
 
     /// The staging dataset of `dataset`.
     pub fn staging_dataset(&self, dataset: &str) -> String {
-        self.staging_dataset_name_layout
-            .as_deref()
-            .unwrap_or("%s_staging")
-            .replace("%s", dataset)
+        sluice_sql::naming::staging_dataset(
+            self.staging_dataset_name_layout
+                .as_deref()
+                .unwrap_or(STAGING_DATASET_NAME_LAYOUT),
+            dataset,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde::de::DeserializeOwned;
+    use serde_json::{Map, Value};
+    use sluice_sdk::manifest::{ConfigKey, Manifest};
+
+    use super::*;
+
+    /// Reads the manifest's keys as `T` (the required ones from their examples, the rest left
+    /// out), writes `T` back, and checks that it has exactly the manifest's keys, each at the
+    /// manifest's default (null where the manifest has none).
+    fn assert_keys_agree<T: DeserializeOwned + Serialize>(keys: &[ConfigKey], section: &str) {
+        let mut given = Map::new();
+        for k in keys.iter().filter(|k| k.required) {
+            let example = k.example.clone().unwrap_or_else(|| {
+                panic!("required `{}` has no example in sluice-plugin.toml", k.key)
+            });
+            given.insert(k.key.clone(), example);
+        }
+        let read: T = serde_json::from_value(Value::Object(given)).expect("read the manifest");
+        let Ok(Value::Object(written)) = serde_json::to_value(&read) else {
+            panic!("the [[{section}]] struct does not write a JSON object");
+        };
+        let in_manifest: BTreeSet<&str> = keys.iter().map(|k| k.key.as_str()).collect();
+        let in_struct: BTreeSet<&str> = written.keys().map(String::as_str).collect();
+        assert_eq!(
+            in_manifest, in_struct,
+            "[[{section}]] keys of sluice-plugin.toml (left) and fields of the struct (right)"
+        );
+        for k in keys.iter().filter(|k| !k.required) {
+            let default = k.default.clone().unwrap_or(Value::Null);
+            let same = match (&default, &written[&k.key]) {
+                (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+                (a, b) => a == b,
+            };
+            assert!(
+                same,
+                "default of `{}`: sluice-plugin.toml says {default}, the struct {}",
+                k.key, written[&k.key]
+            );
+        }
+    }
+
+    #[test]
+    fn config_keys_agree_with_the_manifest() {
+        let manifest =
+            Manifest::from_toml(include_str!("../sluice-plugin.toml")).expect("manifest");
+        assert_keys_agree::<DuckDbConfig>(&manifest.config, "config");
+        assert!(
+            manifest.secrets.is_empty(),
+            "DuckDB takes no secrets, but sluice-plugin.toml lists {:?}",
+            manifest.secrets
+        );
+        let defaults = DuckDbConfig::default();
+        assert_eq!(defaults.row_group_size().expect("default"), Some(30720));
+        assert_eq!(defaults.memory_limit.as_deref(), Some("192MB"));
+        assert_eq!(defaults.staging_dataset("ds"), "ds_staging");
     }
 }

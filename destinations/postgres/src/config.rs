@@ -1,11 +1,15 @@
 //! The PostgreSQL destination's configuration (`[destination.postgres]`, see
 //! `sluice-plugin.toml`).
+//!
+//! The keys as read are `Keys` and `SecretKeys`; a test reads the manifest and checks that
+//! both list its keys, with its defaults, and that every secret is a [`Secret`].
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
-use sluice_sdk::{Error, Result};
+use sluice_sdk::{Error, Result, Secret};
+use sluice_sql::naming::STAGING_DATASET_NAME_LAYOUT;
 use sluice_sql::{Credentials, Dialect, Origin};
 
 /// Whose credentials these are, for messages.
@@ -14,56 +18,68 @@ pub const ORIGIN: Origin = Origin {
     path: "destination.postgres.credentials",
 };
 
-/// How `replace` empties a table (spec g.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ReplaceStrategy {
-    /// Truncate the chain in the load's transaction, then COPY into it (the default).
-    #[default]
-    TruncateAndInsert,
-    /// COPY into staging, then truncate and `INSERT ... SELECT` from staging.
-    InsertFromStaging,
-    /// COPY into staging, then drop the table and move the staging table into the dataset.
-    StagingOptimized,
+/// How `replace` empties a table (spec g.2): the SDK's strategies, all three of which
+/// PostgreSQL supports (`staging-optimized` swaps the staging table in).
+pub use sluice_sdk::schema::ReplaceStrategy;
+
+/// Parses dlt's name of a replace strategy.
+fn replace_strategy(name: &str) -> Result<ReplaceStrategy> {
+    match name {
+        "truncate-and-insert" => Ok(ReplaceStrategy::TruncateAndInsert),
+        "insert-from-staging" => Ok(ReplaceStrategy::InsertFromStaging),
+        "staging-optimized" => Ok(ReplaceStrategy::StagingOptimized),
+        other => Err(Error::config(format!(
+            "destination `postgres` does not support the replace strategy `{other}`\nhint: use truncate-and-insert, insert-from-staging or staging-optimized"
+        ))),
+    }
 }
 
-impl ReplaceStrategy {
-    /// Parses dlt's name.
-    pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "truncate-and-insert" => Ok(Self::TruncateAndInsert),
-            "insert-from-staging" => Ok(Self::InsertFromStaging),
-            "staging-optimized" => Ok(Self::StagingOptimized),
-            other => Err(Error::config(format!(
-                "destination `postgres` does not support the replace strategy `{other}`\nhint: use truncate-and-insert, insert-from-staging or staging-optimized"
-            ))),
+/// Reads a replace strategy by dlt's name, with a message naming the accepted ones.
+fn strategy<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<ReplaceStrategy>, D::Error> {
+    Option::<String>::deserialize(deserializer)?
+        .as_deref()
+        .map(replace_strategy)
+        .transpose()
+        .map_err(|e| serde::de::Error::custom(e.message))
+}
+
+/// The configuration keys (`[[config]]` of the manifest); a key left out takes its default.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+struct Keys {
+    credentials: Option<Map<String, Value>>,
+    create_indexes: bool,
+    #[serde(deserialize_with = "strategy")]
+    replace_strategy: Option<ReplaceStrategy>,
+    staging_dataset_name_layout: Option<String>,
+    lock_timeout: Option<Value>,
+    statement_timeout: Option<Value>,
+    max_identifier_length: Option<u64>,
+    max_column_identifier_length: Option<u64>,
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Self {
+            credentials: None,
+            create_indexes: true,
+            replace_strategy: Some(ReplaceStrategy::default()),
+            staging_dataset_name_layout: Some(STAGING_DATASET_NAME_LAYOUT.to_string()),
+            lock_timeout: Some(DEFAULT_LOCK_TIMEOUT.as_secs().into()),
+            statement_timeout: Some(DEFAULT_STATEMENT_TIMEOUT.as_secs().into()),
+            max_identifier_length: Some(crate::types::MAX_IDENTIFIER as u64),
+            max_column_identifier_length: Some(crate::types::MAX_IDENTIFIER as u64),
         }
     }
 }
 
-/// The configuration keys.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Keys {
-    #[serde(default)]
-    credentials: Map<String, Value>,
-    #[serde(default = "yes")]
-    create_indexes: bool,
-    #[serde(default)]
-    replace_strategy: Option<String>,
-    #[serde(default)]
-    staging_dataset_name_layout: Option<String>,
-    #[serde(default)]
-    lock_timeout: Option<Value>,
-    #[serde(default)]
-    statement_timeout: Option<Value>,
-    #[serde(default)]
-    max_identifier_length: Option<u64>,
-    #[serde(default)]
-    max_column_identifier_length: Option<u64>,
-}
-
-fn yes() -> bool {
-    true
+/// The secret keys (`[[secrets]]` of the manifest): each a [`Secret`], never printed.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+struct SecretKeys {
+    credentials: Option<Secret<Value>>,
 }
 
 /// The resolved configuration.
@@ -165,9 +181,18 @@ impl PostgresConfig {
     pub fn from_json(config: Value, secrets: Value) -> Result<Self> {
         let keys: Keys = serde_json::from_value(config)
             .map_err(|e| Error::config(format!("config of destination `postgres`: {e}")))?;
+        let secrets: SecretKeys = match secrets {
+            Value::Null => SecretKeys::default(),
+            // no serde message here: it could quote a secret
+            secrets => serde_json::from_value(secrets).map_err(|_| {
+                Error::config(
+                    "secrets of destination `postgres` must be a table\nhint: set `credentials` under [destination.postgres] in .sluice/secrets.toml",
+                )
+            })?,
+        };
         let credentials = Credentials::resolve(
-            secrets.get("credentials"),
-            &keys.credentials,
+            secrets.credentials.as_ref().map(Secret::expose),
+            &keys.credentials.unwrap_or_default(),
             Some("postgresql"),
             ORIGIN,
         )?;
@@ -180,15 +205,10 @@ impl PostgresConfig {
         Ok(Self {
             credentials,
             create_indexes: keys.create_indexes,
-            replace_strategy: keys
-                .replace_strategy
-                .as_deref()
-                .map(ReplaceStrategy::parse)
-                .transpose()?
-                .unwrap_or_default(),
+            replace_strategy: keys.replace_strategy.unwrap_or_default(),
             staging_dataset_name_layout: keys
                 .staging_dataset_name_layout
-                .unwrap_or_else(|| "%s_staging".into()),
+                .unwrap_or_else(|| STAGING_DATASET_NAME_LAYOUT.into()),
             lock_timeout: timeout(
                 "lock_timeout",
                 keys.lock_timeout.as_ref(),
@@ -227,14 +247,73 @@ impl PostgresConfig {
 
     /// The staging dataset of `dataset`.
     pub fn staging_dataset(&self, dataset: &str) -> String {
-        self.staging_dataset_name_layout.replace("%s", dataset)
+        sluice_sql::naming::staging_dataset(&self.staging_dataset_name_layout, dataset)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::collections::BTreeSet;
+
+    use serde::de::DeserializeOwned;
     use serde_json::json;
+    use sluice_sdk::manifest::{ConfigKey, Manifest};
+
+    use super::*;
+
+    /// Reads the manifest's keys as `T` (the required ones from their examples, the rest left
+    /// out), writes `T` back, and checks that it has exactly the manifest's keys, each at the
+    /// manifest's default (null where the manifest has none).
+    fn assert_keys_agree<T: DeserializeOwned + Serialize>(keys: &[ConfigKey], section: &str) {
+        let mut given = Map::new();
+        for k in keys.iter().filter(|k| k.required) {
+            let example = k.example.clone().unwrap_or_else(|| {
+                panic!("required `{}` has no example in sluice-plugin.toml", k.key)
+            });
+            given.insert(k.key.clone(), example);
+        }
+        let read: T = serde_json::from_value(Value::Object(given)).expect("read the manifest");
+        let Ok(Value::Object(written)) = serde_json::to_value(&read) else {
+            panic!("the [[{section}]] struct does not write a JSON object");
+        };
+        let in_manifest: BTreeSet<&str> = keys.iter().map(|k| k.key.as_str()).collect();
+        let in_struct: BTreeSet<&str> = written.keys().map(String::as_str).collect();
+        assert_eq!(
+            in_manifest, in_struct,
+            "[[{section}]] keys of sluice-plugin.toml (left) and fields of the struct (right)"
+        );
+        for k in keys.iter().filter(|k| !k.required) {
+            let default = k.default.clone().unwrap_or(Value::Null);
+            let same = match (&default, &written[&k.key]) {
+                (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+                (a, b) => a == b,
+            };
+            assert!(
+                same,
+                "default of `{}`: sluice-plugin.toml says {default}, the struct {}",
+                k.key, written[&k.key]
+            );
+        }
+    }
+
+    #[test]
+    fn config_keys_agree_with_the_manifest() {
+        let manifest =
+            Manifest::from_toml(include_str!("../sluice-plugin.toml")).expect("manifest");
+        assert_keys_agree::<Keys>(&manifest.config, "config");
+        assert_keys_agree::<SecretKeys>(&manifest.secrets, "secrets");
+        // every secret key is a `Secret`: set, none of them prints
+        let all: Map<String, Value> = manifest
+            .secrets
+            .iter()
+            .map(|k| (k.key.clone(), json!("s3cret-canary")))
+            .collect();
+        let secrets: SecretKeys = serde_json::from_value(Value::Object(all)).expect("secrets");
+        assert!(
+            !format!("{secrets:?}").contains("s3cret-canary"),
+            "{secrets:?}"
+        );
+    }
 
     #[test]
     fn reads_a_connection_string_or_fields_and_never_shows_the_password() {

@@ -21,11 +21,12 @@
 mod client;
 pub mod config;
 pub mod copy;
+mod load;
 pub mod types;
 
 use std::sync::Arc;
 
-pub use client::PostgresClient;
+pub use client::{open_client, PostgresClient, PostgresConnection};
 pub use config::PostgresConfig;
 
 use sluice_sdk::destination::ClientRequest;
@@ -91,10 +92,7 @@ impl Destination for PostgresDestination {
     }
 
     fn open_client(&self, request: ClientRequest) -> Result<Box<dyn DestinationClient>> {
-        Ok(Box::new(PostgresClient::open(
-            self.config.clone(),
-            &request,
-        )?))
+        Ok(Box::new(open_client(self.config.clone(), &request)?))
     }
 }
 
@@ -112,31 +110,7 @@ sluice_sdk::declare_plugin!(pub fn plugin_module = plugin);
 mod tests {
     use super::*;
 
-    /// The machine's PostgreSQL (`$SLUICE_TEST_PG_URL`, default 127.0.0.1:5432, database test).
-    fn url() -> String {
-        std::env::var("SLUICE_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432/test".into())
-    }
-
-    #[test]
-    fn passes_the_destination_conformance_kit() {
-        let dest = PostgresDestination::from_json(
-            serde_json::json!({}),
-            serde_json::json!({ "credentials": url() }),
-        )
-        .expect("config");
-        let dataset = format!("sluice_conformance_{}", std::process::id());
-        let report = sluice_sdk::testing::check_destination(&dest, &dataset).expect("kit");
-        assert_eq!(report.rows_written, 3);
-        let mut client = dest
-            .open_client(ClientRequest {
-                dataset_name: dataset,
-                ..Default::default()
-            })
-            .expect("client");
-        client.drop_storage().expect("drop");
-        assert!(!client.is_storage_initialized().expect("check"));
-    }
+    // the destination conformance suite runs in tests/conformance.rs
 
     #[test]
     fn load_info_shows_where_without_the_password() {

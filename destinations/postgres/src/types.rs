@@ -14,38 +14,9 @@ pub const MAX_IDENTIFIER: usize = 63;
 /// PostgreSQL keeps microseconds.
 pub const TIMESTAMP_PRECISION: u32 = 6;
 
-/// The wire type a column is loaded as with binary COPY.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PgType {
-    /// `boolean`
-    Bool,
-    /// `smallint`
-    Int2,
-    /// `integer`
-    Int4,
-    /// `bigint`
-    Int8,
-    /// `real` (an existing column; dlt makes `double precision`)
-    Float4,
-    /// `double precision`
-    Float8,
-    /// `varchar` / `varchar(n)`
-    Text,
-    /// `jsonb`
-    Jsonb,
-    /// `json` (an existing column; dlt makes `jsonb`): the text without jsonb's version byte
-    Json,
-    /// `bytea`
-    Bytea,
-    /// `date`
-    Date,
-    /// `timestamp [(p)] with[out] time zone` (the same wire format)
-    Timestamp,
-    /// `time [(p)] without time zone`
-    Time,
-    /// `numeric(p,s)`
-    Numeric,
-}
+/// The wire form a column is loaded in with binary COPY (shared with the sql_database
+/// source's reads).
+pub use sluice_sql::pgcopy::PgType;
 
 /// Integer precision in bits to a PostgreSQL integer type (dlt: none -> bigint, <= 16
 /// smallint, <= 32 integer, <= 64 bigint, wider is an error).
@@ -78,50 +49,6 @@ pub fn pg_type(c: &Column) -> Result<PgType> {
         DataType::Binary => PgType::Bytea,
         DataType::Json => PgType::Jsonb,
     })
-}
-
-impl PgType {
-    /// The type's SQL name, for messages.
-    pub fn sql_name(self) -> &'static str {
-        match self {
-            Self::Bool => "boolean",
-            Self::Int2 => "smallint",
-            Self::Int4 => "integer",
-            Self::Int8 => "bigint",
-            Self::Float4 => "real",
-            Self::Float8 => "double precision",
-            Self::Text => "varchar",
-            Self::Jsonb => "jsonb",
-            Self::Json => "json",
-            Self::Bytea => "bytea",
-            Self::Date => "date",
-            Self::Timestamp => "timestamp",
-            Self::Time => "time",
-            Self::Numeric => "numeric",
-        }
-    }
-
-    /// The wire type of an existing column of PostgreSQL type `typname` (`pg_type.typname`),
-    /// or `None` for a type sluice cannot load with binary COPY.
-    pub fn from_catalog(typname: &str) -> Option<Self> {
-        Some(match typname {
-            "bool" => Self::Bool,
-            "int2" => Self::Int2,
-            "int4" => Self::Int4,
-            "int8" => Self::Int8,
-            "float4" => Self::Float4,
-            "float8" => Self::Float8,
-            "text" | "varchar" | "bpchar" | "name" | "citext" => Self::Text,
-            "jsonb" => Self::Jsonb,
-            "json" => Self::Json,
-            "bytea" => Self::Bytea,
-            "date" => Self::Date,
-            "timestamp" | "timestamptz" => Self::Timestamp,
-            "time" => Self::Time,
-            "numeric" => Self::Numeric,
-            _ => return None,
-        })
-    }
 }
 
 /// The precision and scale of a decimal column as dlt fills them in: each missing one from
@@ -205,6 +132,36 @@ impl SqlDialect for Postgres {
 
     fn truncate(&self, qualified_table: &str) -> String {
         format!("TRUNCATE {qualified_table}")
+    }
+
+    /// One `TRUNCATE` of all the tables: one lock round and one catalog change.
+    fn empty_tables(&self, qualified_tables: &[String]) -> Vec<String> {
+        if qualified_tables.is_empty() {
+            return Vec::new();
+        }
+        vec![format!("TRUNCATE {}", qualified_tables.join(", "))]
+    }
+
+    fn supports_swap(&self) -> bool {
+        true
+    }
+
+    /// `staging-optimized`: the staging table takes the table's place (dlt's
+    /// PostgresStagingReplaceJob), and an empty staging table is made again.
+    fn swap_in(&self, dataset: &str, staging: &str, table: &str) -> Vec<String> {
+        let d = sluice_sql::jobs::qualified(dataset, table);
+        let s = sluice_sql::jobs::qualified(staging, table);
+        vec![
+            format!("DROP TABLE IF EXISTS {d}"),
+            format!(
+                "ALTER TABLE {s} SET SCHEMA {}",
+                sluice_sql::jobs::quote(dataset)
+            ),
+            // a staging table made by a merge is unlogged: the swapped-in table must not be
+            // (a no-op for the logged staging tables this strategy creates)
+            format!("ALTER TABLE {d} SET LOGGED"),
+            format!("CREATE TABLE {s} (LIKE {d} INCLUDING ALL)"),
+        ]
     }
 }
 
