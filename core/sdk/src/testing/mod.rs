@@ -29,6 +29,7 @@
 //! Every check writes its own dataset, `<dataset>_<check>`, and drops it when it ends (also when
 //! it fails), so the checks are independent and nothing is left behind.
 
+mod config;
 mod dispositions;
 mod evolution;
 mod failures;
@@ -47,6 +48,7 @@ use crate::schema::WriteDisposition;
 use crate::schema::{self, Column, DataType, MergeStrategy, ReplaceStrategy, Schema, Table};
 use crate::{Error, Result};
 
+pub use config::assert_config_keys;
 pub use source::{check_source, SourceChecks, SourceReport};
 
 use kit::Ctx;
