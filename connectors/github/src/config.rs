@@ -109,7 +109,7 @@ impl GithubSecrets {
 #[cfg(test)]
 mod tests {
 
-    use serde_json::{json, Map};
+    use serde_json::json;
     use sluice_sdk::manifest::Manifest;
 
     use super::*;
@@ -121,17 +121,12 @@ mod tests {
         sluice_sdk::testing::assert_config_keys::<GithubConfig>(&manifest.config, "config");
         sluice_sdk::testing::assert_config_keys::<GithubSecrets>(&manifest.secrets, "secrets");
         // every secret key is a `Secret`: set, none of them prints
-        let all: Map<String, Value> = manifest
-            .secrets
-            .iter()
-            .map(|k| (k.key.clone(), json!("s3cret-canary")))
-            .collect();
-        let secrets = GithubSecrets::from_json(&Value::Object(all));
-        assert_eq!(secrets.token(), Some("s3cret-canary"));
-        assert!(
-            !format!("{secrets:?}").contains("s3cret-canary"),
-            "{secrets:?}"
+        let secrets = sluice_sdk::testing::assert_secrets_hidden(
+            &manifest.secrets,
+            &json!(sluice_sdk::testing::SECRET_CANARY),
+            |v| GithubSecrets::from_json(&v),
         );
+        assert_eq!(secrets.token(), Some(sluice_sdk::testing::SECRET_CANARY));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 #[cfg(test)]
 mod tests {
 
-    use serde_json::{json, Map, Value};
+    use serde_json::json;
     use sluice_sdk::manifest::Manifest;
 
     use crate::{RestApiConfig, RestApiSecrets};
@@ -17,16 +17,11 @@ mod tests {
         sluice_sdk::testing::assert_config_keys::<RestApiConfig>(&manifest.config, "config");
         sluice_sdk::testing::assert_config_keys::<RestApiSecrets>(&manifest.secrets, "secrets");
         // every secret key is a `Secret`: set, none of them prints
-        let all: Map<String, Value> = manifest
-            .secrets
-            .iter()
-            .map(|k| (k.key.clone(), json!({"token": "s3cret-canary"})))
-            .collect();
-        let secrets = RestApiSecrets::from_json(&Value::Object(all));
-        assert!(secrets.auth.is_some());
-        assert!(
-            !format!("{secrets:?}").contains("s3cret-canary"),
-            "{secrets:?}"
+        let secrets = sluice_sdk::testing::assert_secrets_hidden(
+            &manifest.secrets,
+            &json!({ "token": sluice_sdk::testing::SECRET_CANARY }),
+            |v| RestApiSecrets::from_json(&v),
         );
+        assert!(secrets.auth.is_some());
     }
 }

@@ -66,3 +66,25 @@ pub fn assert_config_keys<T: DeserializeOwned + Serialize>(keys: &[ConfigKey], s
         );
     }
 }
+
+/// The text [`assert_secrets_hidden`] looks for: put it in the value each secret key gets.
+pub const SECRET_CANARY: &str = "s3cret-canary";
+
+/// Asserts that a plugin's secrets keep every `[[secrets]]` key of its manifest out of sight:
+/// each key is given `each` (a value holding [`SECRET_CANARY`]), `parse` reads them as the
+/// plugin does, and the canary must not show in the result's `Debug`. Returns what `parse`
+/// read, for checks of its own.
+///
+/// # Panics
+/// When the canary shows.
+pub fn assert_secrets_hidden<T: std::fmt::Debug>(
+    keys: &[ConfigKey],
+    each: &Value,
+    parse: impl FnOnce(Value) -> T,
+) -> T {
+    let all: Map<String, Value> = keys.iter().map(|k| (k.key.clone(), each.clone())).collect();
+    let secrets = parse(Value::Object(all));
+    let shown = format!("{secrets:?}");
+    assert!(!shown.contains(SECRET_CANARY), "a secret shows: {shown}");
+    secrets
+}
