@@ -637,3 +637,56 @@ fn a_decimal_column_of_the_old_default_scale_continues_with_its_scale_written_ou
         0
     );
 }
+
+#[test]
+fn names_one_identifier_on_the_destination_are_refused_before_loading_and_the_package_waits() {
+    // `direct` naming keeps `Id` and `id` apart; DuckDB's identifiers are case-insensitive, so
+    // dlt's `verify_schema_capabilities` refuses the schema: nothing is created, the package
+    // stays pending, and the error names both columns and the fix
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = tmp.path().join("dest.duckdb");
+    let work = tmp.path().join("pipelines");
+    let build = || {
+        Pipeline::builder("cased_pipeline")
+            .destination(
+                "duckdb",
+                sluice_tests::destination(
+                    "duckdb",
+                    json!({"credentials": db.to_string_lossy()}),
+                    json!({}),
+                ),
+            )
+            .dataset_name("cased_data")
+            .pipelines_dir(&work)
+            .naming(sluice::naming::NamingKind::Direct)
+            .build()
+            .expect("pipeline")
+    };
+    let source = CodeSource::new(
+        "cased_source",
+        vec![Resource::from_values(
+            "people",
+            vec![json!({"Id": 1, "id": 2, "name": "a"})],
+        )],
+    );
+    let mut p = build();
+    let e = p
+        .run(&source, &RunOptions::default())
+        .expect_err("Id and id are one column on DuckDB")
+        .to_string();
+    assert!(
+        e.contains("columns of table `people` `Id` and `id` are one identifier `id` on this destination (case-insensitive)")
+            && e.contains("drop-pending-packages"),
+        "{e}"
+    );
+    assert_eq!(p.storage().pending().expect("pending").len(), 1);
+    let con = duckdb::Connection::open(&db).expect("open");
+    let tables: i64 = con
+        .query_row(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'people'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(tables, 0, "nothing of the refused package was created");
+}

@@ -81,6 +81,11 @@ pub trait DestinationClient: Send {
     }
 }
 
+/// The key of an error's `details` that is `true` when the package may be partly applied to a
+/// destination without transactions: the engine then keeps the package pending (to be applied
+/// again) instead of failing it, even for a refusal that will not go away by retrying.
+pub const PARTIALLY_APPLIED: &str = "partially_applied";
+
 /// What a destination can do (dlt's destination capabilities).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -100,6 +105,10 @@ pub struct Capabilities {
     pub max_text_data_type_length: usize,
     /// Whether identifiers are case-sensitive.
     pub has_case_sensitive_identifiers: bool,
+    /// How the destination folds identifiers it creates (dlt's `casefold_identifier`):
+    /// Snowflake folds to upper case. The engine refuses a schema with two names that fold to
+    /// one identifier.
+    pub casefold_identifier: Casefold,
     /// Merge strategies, the first is the default.
     pub supported_merge_strategies: Vec<MergeStrategy>,
     /// Replace strategies, the first is the default.
@@ -129,6 +138,7 @@ impl Default for Capabilities {
             max_column_identifier_length: 65536,
             max_text_data_type_length: 1 << 30,
             has_case_sensitive_identifiers: false,
+            casefold_identifier: Casefold::None,
             supported_merge_strategies: vec![MergeStrategy::DeleteInsert],
             supported_replace_strategies: vec![ReplaceStrategy::TruncateAndInsert],
             supports_transactions: false,
@@ -137,6 +147,32 @@ impl Default for Capabilities {
             wei_precision: (38, 0),
             supports_query: false,
             extra: IndexMap::new(),
+        }
+    }
+}
+
+/// How a destination folds the identifiers it creates (dlt's `casefold_identifier`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Casefold {
+    /// Kept as they are (dlt's `str`).
+    #[default]
+    #[serde(rename = "str")]
+    None,
+    /// Upper case (`str.upper`, Snowflake).
+    #[serde(rename = "upper")]
+    Upper,
+    /// Lower case (`str.lower`).
+    #[serde(rename = "lower")]
+    Lower,
+}
+
+impl Casefold {
+    /// `name` as the destination stores it.
+    pub fn apply<'a>(self, name: &'a str) -> std::borrow::Cow<'a, str> {
+        match self {
+            Self::None => name.into(),
+            Self::Upper => name.to_uppercase().into(),
+            Self::Lower => name.to_lowercase().into(),
         }
     }
 }

@@ -100,6 +100,12 @@ impl Pipeline {
         let schema_json =
             std::fs::read_to_string(dir.join("schema.json")).map_err(|e| Error::io(dir, e))?;
         let schema_doc: sluice_sdk::schema::Schema = serde_json::from_str(&schema_json)?;
+        super::verify::check(
+            &schema_doc,
+            &self.capabilities,
+            &self.destination_name,
+            &self.name,
+        )?;
         let prepared = (|| {
             with_retry(|| client.initialize_storage().map_err(Error::Plugin))?;
             with_retry(|| {
@@ -228,14 +234,16 @@ enum PackageOutcome {
 /// refuses, a constraint, a schema change it cannot make: codes `destination`, `data`,
 /// `schema`) fails the package. Anything else is an error that leaves it pending: a retryable
 /// failure, wrong credentials (`auth`), a configuration or network problem, a file the engine
-/// cannot read; fixing those and running again loads the package.
+/// cannot read, or a refusal after part of the package was applied to a destination without
+/// transactions; fixing those and running again loads the package.
 fn refused(e: Error, job: Option<String>) -> Result<PackageOutcome> {
     use sluice_sdk::ErrorCode;
     match e {
         Error::Plugin(p)
             if !p.retryable
                 && [ErrorCode::DESTINATION, ErrorCode::DATA, ErrorCode::SCHEMA]
-                    .contains(&p.code) =>
+                    .contains(&p.code)
+                && p.details[sluice_sdk::destination::PARTIALLY_APPLIED] != true =>
         {
             Ok(PackageOutcome::Failed {
                 job: job.unwrap_or_else(|| "package".into()),

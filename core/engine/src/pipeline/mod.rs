@@ -41,6 +41,7 @@ pub mod package;
 mod progress;
 pub mod resource;
 pub mod state;
+mod verify;
 pub mod workdir;
 
 use std::path::{Path, PathBuf};
