@@ -4,6 +4,8 @@
 //! unavailable mid-load leaves the package pending and a rerun completes it. The kill scenarios
 //! run against DuckDB and against the machine's PostgreSQL server.
 
+mod autocommit;
+
 use sluice_tests::{pg_exec, pg_rows, pg_url, plugin_dir};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -17,6 +17,21 @@
 //! package is loaded again: append is exactly-once per package, and a failed replace never
 //! leaves an empty table (dlt commits the truncation first, dlt issue #3025).
 //!
+//! A destination without transactions ([`SqlConnection::transactions`] is false, as BigQuery)
+//! gets another plan with the same guarantee: every chain is loaded into staging tables,
+//! append and `truncate-and-insert` included, so a failed job leaves the dataset's tables
+//! untouched; `complete_load` checks every merge chain, then applies the staged chains one
+//! statement at a time, each repeatable: append copies a root table's staged rows only if the
+//! table holds none of the package's `_dlt_load_id`, and a nested table's rows whose `_dlt_id`
+//! it does not hold; merge and replace statements give the same rows when run again (upsert
+//! then inserts no tombstone of a hard-deleted key); the state row is written once per package;
+//! the `_dlt_loads` row comes last. A package cut anywhere is loaded again from its files and
+//! ends as if loaded once; an error after the first statement carries
+//! [`PARTIALLY_APPLIED`] so the engine keeps the package pending instead of failing it. Such
+//! a destination's [`SqlConnection::lock_load`] must wait for statements a killed attempt left
+//! running on the server. (A table with neither dlt column, such as Arrow rows loaded without
+//! them, is copied again after a cut: at least once.)
+//!
 //! ```no_run
 //! # use sluice_sql::client::{SqlConnection, SqlJobClient, SqlClientOptions};
 //! # fn open<C: SqlConnection + 'static>(con: C) -> Box<dyn sluice_sdk::DestinationClient> {
@@ -40,6 +55,10 @@ use sluice_sdk::schema::{ReplaceStrategy, Schema, Table, WriteDisposition};
 use sluice_sdk::{BatchStream, CancelToken, DestinationClient, Error, Result};
 
 use crate::jobs::{self, qualified, quote, Followup, SqlDialect};
+
+/// The key of an error's details that says a package may be partly applied (a destination
+/// without transactions): the engine keeps such a package pending instead of failing it.
+pub use sluice_sdk::destination::PARTIALLY_APPLIED;
 
 /// Rows read back with every cell as text (`None`: NULL).
 pub type TextRows = Vec<Vec<Option<String>>>;
@@ -76,6 +95,13 @@ pub trait SqlConnection: Send {
     /// Runs one statement with text parameters (`None`: NULL), written with
     /// [`Self::param`] placeholders, and returns its rows as text. `what` opens the error.
     fn query_text(&mut self, what: &str, sql: &str, params: &[Option<&str>]) -> Result<TextRows>;
+
+    /// Whether statements run in transactions (`BEGIN` ... `COMMIT`); without them the client
+    /// stages every chain and applies it at the end, one repeatable statement at a time (the
+    /// module documentation). The destination's `supports_transactions` capability.
+    fn transactions(&self) -> bool {
+        true
+    }
 
     /// The placeholder of the `n`th parameter (1-based): `?` or `$1`; it may carry a cast that
     /// makes the parameter text (`$1::text`).
@@ -319,8 +345,10 @@ impl<C: SqlConnection> SqlJobClient<C> {
 
     fn begin(&mut self) -> Result<()> {
         if !self.in_transaction {
-            let begin = self.con.begin_statement();
-            self.exec(begin)?;
+            if self.con.transactions() {
+                let begin = self.con.begin_statement();
+                self.exec(begin)?;
+            }
             self.in_transaction = true;
             self.session = self.con.session();
             self.load_started = false;
@@ -334,7 +362,11 @@ impl<C: SqlConnection> SqlJobClient<C> {
         if self.in_transaction {
             // a failed COMMIT ends the transaction too (DuckDB rolls it back; PostgreSQL
             // answers a COMMIT outside one with a warning only, DuckDB with an error)
-            let result = self.exec("COMMIT");
+            let result = if self.con.transactions() {
+                self.exec("COMMIT")
+            } else {
+                Ok(())
+            };
             self.forget_transaction();
             result?;
         }
@@ -343,7 +375,10 @@ impl<C: SqlConnection> SqlJobClient<C> {
 
     fn rollback(&mut self) {
         if self.in_transaction {
-            if self.con.session() == self.session && self.con.execute("ROLLBACK").is_err() {
+            if self.con.transactions()
+                && self.con.session() == self.session
+                && self.con.execute("ROLLBACK").is_err()
+            {
                 self.con.discard();
             }
             self.forget_transaction();
@@ -504,7 +539,13 @@ impl<C: SqlConnection> SqlJobClient<C> {
     fn route(&self, root: &str) -> Result<Route> {
         let schema = self.schema()?;
         let truncate = self.replace == ReplaceStrategy::TruncateAndInsert;
-        if !jobs::uses_staging(schema, root, truncate) {
+        // without transactions nothing is written to the dataset's tables before the end
+        let staged = if self.con.transactions() {
+            jobs::uses_staging(schema, root, truncate)
+        } else {
+            schema.write_disposition_of(root) != WriteDisposition::Skip
+        };
+        if !staged {
             return Ok(Route::Direct);
         }
         let swap = schema.write_disposition_of(root) == WriteDisposition::Replace
@@ -561,14 +602,59 @@ impl<C: SqlConnection> SqlJobClient<C> {
 
     fn complete(&mut self, load_id: &str, completion: &LoadCompletion) -> Result<()> {
         let schema = self.schema()?.clone();
+        let roots = self.plan_roots()?;
+        // every staged merge chain is checked before the first statement that writes the
+        // dataset (without transactions that statement stays)
+        for root in &roots {
+            let chain = jobs::chain(&schema, root);
+            if !chain.is_empty()
+                && self.route(root)? == Route::Staged
+                && schema.write_disposition_of(root) == WriteDisposition::Merge
+            {
+                let staging = self.staging.clone();
+                self.con
+                    .check_merge(&staging, &chain)
+                    .map_err(|e| self.after_error(e))?;
+            }
+        }
+        if self.con.transactions() {
+            return self.apply(&schema, &roots, load_id, completion);
+        }
+        self.apply(&schema, &roots, load_id, completion)
+            .map_err(|e| {
+                // some statements may have stayed: the package must be applied again, not
+                // failed (its data would then be extracted again and appended twice)
+                let hint = format!(
+                    "the package may be partly applied to `{}` ({} has no transactions); it stays pending: fix the cause and run again, every step gives the same result when repeated",
+                    self.dataset,
+                    self.con.name()
+                );
+                let mut e = e;
+                if !e.details.is_object() {
+                    e.details = serde_json::json!({});
+                }
+                e.details[PARTIALLY_APPLIED] = true.into();
+                e.message = format!("{}\nhint: {hint}", e.message);
+                e
+            })
+    }
+
+    /// The follow-up statements of every staged chain, the state row and the `_dlt_loads` row.
+    fn apply(
+        &mut self,
+        schema: &Schema,
+        roots: &[String],
+        load_id: &str,
+        completion: &LoadCompletion,
+    ) -> Result<()> {
         let suffix: String = format!("{:08x}", rand::random::<u32>());
-        for root in self.plan_roots()? {
-            let chain = jobs::chain(&schema, &root);
-            let route = self.route(&root)?;
+        for root in roots {
+            let chain = jobs::chain(schema, root);
+            let route = self.route(root)?;
             if chain.is_empty() || route == Route::Direct {
                 continue;
             }
-            let disposition = schema.write_disposition_of(&root);
+            let disposition = schema.write_disposition_of(root);
             let statements = if route == Route::Swapped {
                 let mut out = Vec::new();
                 for t in &chain {
@@ -581,17 +667,12 @@ impl<C: SqlConnection> SqlJobClient<C> {
                 }
                 out
             } else {
-                if disposition == WriteDisposition::Merge {
-                    let staging = self.staging.clone();
-                    self.con
-                        .check_merge(&staging, &chain)
-                        .map_err(|e| self.after_error(e))?;
-                }
                 let followup = Followup {
                     dialect: self.con.dialect(),
                     dataset: &self.dataset,
                     staging: &self.staging,
                     temp_suffix: &suffix,
+                    once: (!self.con.transactions()).then_some(load_id),
                 };
                 let boundary = jobs::scd2_boundary(chain[0], completion);
                 followup.statements(&chain, disposition, &boundary)
@@ -601,11 +682,17 @@ impl<C: SqlConnection> SqlJobClient<C> {
             }
         }
         if self.con.unique_constraints() {
-            for s in self.unique_constraint_statements(&schema) {
+            for s in self.unique_constraint_statements(schema) {
                 self.exec(&s)?;
             }
         }
-        if let Some(state) = &completion.state {
+        // without transactions an earlier attempt may have stored it already
+        let write_state = match completion.state {
+            Some(_) if !self.con.transactions() => !self.state_stored(load_id)?,
+            Some(_) => true,
+            None => false,
+        };
+        if let Some(state) = completion.state.as_ref().filter(|_| write_state) {
             let id: [u8; 10] = rand::random();
             let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
             let sql = format!(
@@ -656,6 +743,19 @@ impl<C: SqlConnection> SqlJobClient<C> {
             ],
         )?;
         self.commit()
+    }
+
+    /// Whether the state row of package `load_id` is stored (a destination without
+    /// transactions applying a package again).
+    fn state_stored(&mut self, load_id: &str) -> Result<bool> {
+        let sql = format!(
+            "SELECT 1 FROM {} WHERE _dlt_load_id = {}",
+            qualified(&self.dataset, "_dlt_pipeline_state"),
+            self.p(1)
+        );
+        Ok(!self
+            .fetch("cannot read _dlt_pipeline_state", &sql, &[Some(load_id)])?
+            .is_empty())
     }
 
     /// UNIQUE constraints of the tables this transaction created, added after their data (the

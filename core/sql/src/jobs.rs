@@ -300,6 +300,10 @@ pub struct Followup<'a> {
     pub staging: &'a str,
     /// A random suffix for temporary tables.
     pub temp_suffix: &'a str,
+    /// The package's load id when every statement must give the same result if run again
+    /// (a destination without transactions applying an interrupted package again): rows are
+    /// then copied from staging only into tables that do not hold them yet.
+    pub once: Option<&'a str>,
 }
 
 impl std::fmt::Debug for Followup<'_> {
@@ -313,8 +317,9 @@ impl std::fmt::Debug for Followup<'_> {
 
 impl Followup<'_> {
     /// The statements that move a staged chain into place: `replace` with
-    /// `insert-from-staging`, or merge with the root table's strategy. `boundary` is the scd2
-    /// boundary timestamp (ISO 8601).
+    /// `insert-from-staging`, merge with the root table's strategy, or append (staged only by
+    /// a destination without transactions). `boundary` is the scd2 boundary timestamp
+    /// (ISO 8601).
     pub fn statements(
         &self,
         chain: &[&Table],
@@ -331,6 +336,7 @@ impl Followup<'_> {
                     self.scd2(chain, &format!("{}::TIMESTAMPTZ", literal(boundary)))
                 }
             },
+            WriteDisposition::Append => self.copy_from_staging(chain),
             _ => Vec::new(),
         }
     }
@@ -358,19 +364,43 @@ impl Followup<'_> {
         quote(&format!("{head}{tail}"))
     }
 
-    /// `INSERT INTO dest SELECT FROM staging` for every table of a chain (merge without keys,
-    /// replace from staging after the truncation).
+    /// `INSERT INTO dest SELECT FROM staging` for every table of a chain (append staged by a
+    /// destination without transactions, merge without keys), each skipped where the table
+    /// holds the rows already if [`Self::once`] is set.
     pub fn copy_from_staging(&self, chain: &[&Table]) -> Vec<String> {
+        self.copy(chain, self.once)
+    }
+
+    fn copy(&self, chain: &[&Table], once: Option<&str>) -> Vec<String> {
         chain
             .iter()
             .map(|t| {
                 let cols = complete_columns(t);
+                let (d, s) = (self.d(&t.name), self.s(&t.name));
+                let guard = once.and_then(|load_id| {
+                    let has = |name: &str| cols.iter().any(|c| c.name == name);
+                    let id = row_key(t, "row_key", "_dlt_id");
+                    if has("_dlt_load_id") {
+                        Some(format!(
+                            " WHERE NOT EXISTS (SELECT 1 FROM {d} WHERE {} = {})",
+                            quote("_dlt_load_id"),
+                            literal(load_id)
+                        ))
+                    } else if has(id) {
+                        // a nested table has no load id: row by row, by the ids the
+                        // package's rows carry every time it is loaded
+                        Some(format!(
+                            " AS s WHERE NOT EXISTS (SELECT 1 FROM {d} AS d WHERE d.{q} = s.{q})",
+                            q = quote(id)
+                        ))
+                    } else {
+                        None
+                    }
+                });
                 format!(
-                    "INSERT INTO {} ({}) SELECT {} FROM {}",
-                    self.d(&t.name),
-                    col_list(&cols, ""),
-                    col_list(&cols, ""),
-                    self.s(&t.name)
+                    "INSERT INTO {d} ({c}) SELECT {c} FROM {s}{g}",
+                    c = col_list(&cols, ""),
+                    g = guard.unwrap_or_default()
                 )
             })
             .collect()
@@ -383,7 +413,8 @@ impl Followup<'_> {
             .iter()
             .map(|t| self.dialect.truncate(&self.d(&t.name)))
             .collect();
-        out.extend(self.copy_from_staging(chain));
+        // the tables were just emptied: no guard needed
+        out.extend(self.copy(chain, None));
         out
     }
 
@@ -506,6 +537,14 @@ impl Followup<'_> {
             .collect::<Vec<_>>()
             .join(" AND ");
         let mut out = Vec::new();
+        // repeated after a cut, a deleted key is no longer matched: its tombstone must not be
+        // inserted then (dlt inserts tombstones of keys it never saw; repeatable statements
+        // cannot tell those apart, so they skip them)
+        let insert_filter = self
+            .once
+            .and_then(|_| not_deleted(root, "s."))
+            .map(|c| format!(" AND {c}"))
+            .unwrap_or_default();
         let merge = |t: &Table, on: &str, deleted: Option<String>| {
             let cols = complete_columns(t);
             let set = cols
@@ -513,11 +552,15 @@ impl Followup<'_> {
                 .map(|c| format!("{q} = s.{q}", q = quote(&c.name)))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let delete = deleted
-                .map(|cond| format!(" WHEN MATCHED AND {cond} THEN DELETE"))
-                .unwrap_or_default();
+            let (delete, filter) = match deleted {
+                Some(cond) => (
+                    format!(" WHEN MATCHED AND {cond} THEN DELETE"),
+                    insert_filter.as_str(),
+                ),
+                None => (String::new(), ""),
+            };
             format!(
-                "MERGE INTO {dt} AS d USING {st} AS s ON {on}{delete} WHEN MATCHED THEN UPDATE SET {set} WHEN NOT MATCHED THEN INSERT ({c}) VALUES ({sc})",
+                "MERGE INTO {dt} AS d USING {st} AS s ON {on}{delete} WHEN MATCHED THEN UPDATE SET {set} WHEN NOT MATCHED{filter} THEN INSERT ({c}) VALUES ({sc})",
                 dt = self.d(&t.name),
                 st = self.s(&t.name),
                 c = col_list(&cols, ""),
@@ -710,6 +753,7 @@ mod tests {
             dataset: "ds",
             staging: "ds_staging",
             temp_suffix: "1a2b",
+            once: None,
         };
         let sql = f.delete_insert(&[&root, &child]);
         assert_eq!(
@@ -725,5 +769,51 @@ mod tests {
         assert!(sql.contains(&r#"DROP TABLE "a_long_r_insert_1a2b""#.to_string()));
         let replace = f.insert_from_staging(&[&root]);
         assert_eq!(replace[0], r#"TRUNCATE "ds"."a_long_root_table_name""#);
+    }
+
+    #[test]
+    fn a_repeatable_copy_skips_tables_that_hold_the_package_already() {
+        let root = table(
+            "items",
+            None,
+            &[
+                ("id", &[]),
+                ("_dlt_load_id", &[]),
+                ("_dlt_id", &["row_key"]),
+            ],
+        );
+        let child = table(
+            "items__tags",
+            Some("items"),
+            &[("v", &[]), ("_dlt_id", &["row_key"])],
+        );
+        let bare = table("bare", None, &[("v", &[])]);
+        let mut f = Followup {
+            dialect: &Short,
+            dataset: "ds",
+            staging: "st",
+            temp_suffix: "1a2b",
+            once: Some("17.5"),
+        };
+        let sql = f.statements(&[&root, &child], WriteDisposition::Append, "");
+        assert_eq!(
+            sql,
+            [
+                r#"INSERT INTO "ds"."items" ("id", "_dlt_load_id", "_dlt_id") SELECT "id", "_dlt_load_id", "_dlt_id" FROM "st"."items" WHERE NOT EXISTS (SELECT 1 FROM "ds"."items" WHERE "_dlt_load_id" = '17.5')"#,
+                r#"INSERT INTO "ds"."items__tags" ("v", "_dlt_id") SELECT "v", "_dlt_id" FROM "st"."items__tags" AS s WHERE NOT EXISTS (SELECT 1 FROM "ds"."items__tags" AS d WHERE d."_dlt_id" = s."_dlt_id")"#,
+            ]
+        );
+        // neither dlt column: copied as it is (at least once)
+        assert_eq!(
+            f.copy_from_staging(&[&bare]),
+            [r#"INSERT INTO "ds"."bare" ("v") SELECT "v" FROM "st"."bare""#]
+        );
+        // a truncated table needs no guard
+        let replace = f.insert_from_staging(&[&root]);
+        assert!(!replace[1].contains("NOT EXISTS"), "{replace:?}");
+        // with transactions: plain copies
+        f.once = None;
+        let sql = f.statements(&[&root], WriteDisposition::Append, "");
+        assert!(!sql[0].contains("WHERE"), "{sql:?}");
     }
 }

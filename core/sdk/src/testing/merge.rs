@@ -435,11 +435,19 @@ pub fn upsert_hard_delete(ctx: &mut Ctx<'_>) -> Result<()> {
             ),
         ],
     )?;
+    // dlt's MERGE inserts the tombstone of a key it never saw (9); a destination without
+    // transactions, whose statements must give the same rows when repeated after a cut,
+    // cannot tell it from a key its first attempt deleted, and inserts no tombstone
+    let expected: &[&str] = if ctx.destination.capabilities().supports_transactions {
+        &["2 | b2", "3 | c", "9 | x"]
+    } else {
+        &["2 | b2", "3 | c"]
+    };
     ctx.expect_rows(
         client.as_mut(),
         "upsert with hard deletes",
         &format!("SELECT id, name FROM {}", ctx.table("items")),
-        &["2 | b2", "3 | c", "9 | x"],
+        expected,
     )
 }
 
