@@ -3,23 +3,24 @@
 //!
 //! `GOLDEN_DIR=<dir> cargo test --release --test golden [-- <case filter>...]`
 //!
-//! Each case runs end to end: real pipelines into the DuckDB destination plugin loaded from its
-//! `.so`, then into the PostgreSQL plugin on the machine's server (`$SLUICE_TEST_PG_URL`,
-//! default `postgresql://postgres@127.0.0.1:5432/test`, schema `golden`), and after every run
-//! the whole dataset is compared with dlt's (tables, columns with types and nullability, rows
-//! with placeholders, decoded state rows, `state.sources`, the load info text, and the failing
-//! step). `SLUICE_GOLDEN_DESTINATIONS=duckdb` (or `postgres`) runs one destination only.
-//! `SLUICE_GOLDEN_MODE=normalize` instead checks the normalize step alone (schemas, versions,
-//! columns, and rows of append-only cases).
+//! Each case runs end to end on every destination of [`destinations::DESTINATIONS`], each
+//! loaded by its plugin name from its `.so`: DuckDB, then PostgreSQL on the machine's server
+//! (`$SLUICE_TEST_PG_URL`, default `postgresql://postgres@127.0.0.1:5432/test`, schema
+//! `golden`), and after every run the whole dataset is compared with dlt's (tables, columns
+//! with types and nullability, rows with placeholders, decoded state rows, `state.sources`, the
+//! load info text, and the failing step). `SLUICE_GOLDEN_DESTINATIONS=duckdb` (comma separated
+//! plugin names, e.g. `postgres` or `duckdb,postgres`) runs only those; an unknown name is an
+//! error. `SLUICE_GOLDEN_MODE=normalize` instead checks the normalize step alone (schemas,
+//! versions, columns, and rows of append-only cases), once, under the recorded destination's
+//! name.
 //!
 //! One line per case and destination, then `N passed, N failed`.
 
+mod destinations;
 mod normalize_runner;
 mod pipeline_runner;
 
 use std::process::ExitCode;
-
-use pipeline_runner::Target;
 
 fn main() -> ExitCode {
     let filters: Vec<String> = std::env::args()
@@ -34,23 +35,29 @@ fn main() -> ExitCode {
     }
     let (mut passed, mut failed) = (0, 0);
     let normalize = std::env::var("SLUICE_GOLDEN_MODE").as_deref() == Ok("normalize");
-    let wanted = std::env::var("SLUICE_GOLDEN_DESTINATIONS")
-        .unwrap_or_else(|_| "duckdb,postgres".to_string());
-    let targets: Vec<Target> = [Target::DuckDb, Target::Postgres]
-        .into_iter()
-        .filter(|t| wanted.split(',').any(|w| w.trim() == t.name()))
-        .collect();
-    for target in &targets {
+    let selected = match std::env::var("SLUICE_GOLDEN_DESTINATIONS") {
+        Ok(wanted) => destinations::selected(&wanted),
+        Err(_) => Ok(destinations::DESTINATIONS.iter().collect()),
+    };
+    let selected = match selected {
+        Ok(selected) => selected,
+        Err(e) => {
+            eprintln!("SLUICE_GOLDEN_DESTINATIONS: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for destination in selected {
         for case in &cases {
             let result = if normalize {
-                if *target != Target::DuckDb {
+                // the normalize step does not depend on the destination: checked once
+                if !destination.is_recorded() {
                     continue;
                 }
                 normalize_runner::run_case(&dir.join(case))
             } else {
-                pipeline_runner::run_case(&dir.join(case), *target)
+                pipeline_runner::run_case(&dir.join(case), destination)
             };
-            let label = format!("{:<8} {case}", target.name());
+            let label = format!("{:<8} {case}", destination.name);
             match result {
                 Ok(note) => {
                     passed += 1;

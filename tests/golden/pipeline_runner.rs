@@ -1,27 +1,30 @@
 //! Runs a golden case end to end: real pipelines through a destination plugin (the loaded
-//! `.so`: DuckDB, or PostgreSQL on the machine's server), then compares the whole dataset with
-//! dlt's after every run: tables, columns with their types and nullability, rows (placeholders
-//! bound consistently across the case), the decoded pipeline state rows, `state.sources`, the
-//! load info text, and which step failed.
+//! `.so`, found by the name of its [`GoldenDestination`] entry: DuckDB, PostgreSQL on the
+//! machine's server, ...), then compares the whole dataset with dlt's after every run: tables,
+//! columns with their types and nullability, rows (placeholders bound consistently across the
+//! case), the decoded pipeline state rows, `state.sources`, the load info text, and which step
+//! failed.
 //!
-//! dlt's cases were recorded on DuckDB. On PostgreSQL the expectations are translated, not
-//! loosened: DuckDB's type names become PostgreSQL's (`VARCHAR` -> `character varying`, `JSON`
-//! -> `jsonb`, ...), JSON cells compare as JSON (jsonb reorders keys), the load info names the
-//! postgres destination and its location, and the state's `destination_type` is
-//! `dlt.destinations.postgres` (so the state's hash is a different, but still consistent,
+//! dlt's cases were recorded on DuckDB ([`RECORDED`]). On another destination the
+//! expectations are translated, not loosened: DuckDB's type names become the destination's
+//! ([`GoldenDestination::column_type`], e.g. `VARCHAR` -> `character varying`, `JSON` ->
+//! `jsonb` on PostgreSQL), JSON cells compare as JSON (jsonb reorders keys), the load info
+//! names the destination and its location, and the state's `destination_type` is
+//! `dlt.destinations.<name>` (so the state's hash is a different, but still consistent,
 //! value).
 //!
-//! Names longer than PostgreSQL's 63 characters: dlt keeps them on DuckDB (its limit is 65536)
-//! and shortens them on PostgreSQL, so the expected table and column names (and the keys of
-//! the expected rows) are translated to what dlt makes of them at 63 with the engine's naming
-//! functions ([`pg_name`]: every fragment of a `__` path is a normalized identifier, shortened
-//! on its own as `normalize_identifier` does, then the joined path is shortened as
-//! `shorten_fragments` does; a variant column `<column>__v_<type>` is made from its column's
-//! shortened name). The schema's version hash then differs from dlt's DuckDB one, so the
-//! `_dlt_version.version_hash` and `_dlt_loads.schema_version_hash` cells of such a case become
-//! placeholders (one per distinct dlt hash). The translation assumes that a fragment longer
-//! than 63 characters was given already normalized (its shortening tag is computed from the
-//! raw key, which the DuckDB output does not show); the cases are written that way.
+//! Names longer than the destination's [`GoldenDestination::max_identifier_length`] (63 on
+//! PostgreSQL): dlt keeps them on DuckDB (its limit is 65536) and shortens them there, so the
+//! expected table and column names (and the keys of the expected rows) are translated to what
+//! dlt makes of them at that limit with the engine's naming functions ([`shortened_name`]:
+//! every fragment of a `__` path is a normalized identifier, shortened on its own as
+//! `normalize_identifier` does, then the joined path is shortened as `shorten_fragments` does;
+//! a variant column `<column>__v_<type>` is made from its column's shortened name). The
+//! schema's version hash then differs from dlt's DuckDB one, so the `_dlt_version.version_hash`
+//! and `_dlt_loads.schema_version_hash` cells of such a case become placeholders (one per
+//! distinct dlt hash). The translation assumes that a fragment longer than the limit was given
+//! already normalized (its shortening tag is computed from the raw key, which the DuckDB output
+//! does not show); the cases are written that way.
 //!
 //! The case format of tests/golden/README.md is implemented in full:
 //! * `{"$decimal": "1.2"}` in a run's `data` is a Python `Decimal` in dlt. It reaches sluice as
@@ -36,7 +39,8 @@
 //!   value into the column instead of making variants, and changes the schema and its hash.
 //! * `destination_kwargs` are dlt's destination factory arguments. `max_identifier_length` and
 //!   `max_column_identifier_length` become the destination config keys of the same names
-//!   (on PostgreSQL at most 63, its own limit); any other key is refused by name.
+//!   (at most the destination's own limit, 63 on PostgreSQL); any other key is refused by
+//!   name.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -47,52 +51,8 @@ use sluice::naming::{Naming, NamingKind};
 use sluice::pipeline::{state::decompress_state, CodeSource, Pipeline, Resource, RunOptions};
 use sluice_registry::{Registry, SearchPath};
 use sluice_tests::compare::{match_rows, Bindings};
-use sluice_tests::{duckdb_dump, pg_dump, pg_exec, pg_url};
 
-/// Where a case is loaded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    /// A fresh DuckDB file.
-    DuckDb,
-    /// Schema `golden` of the test PostgreSQL server (dropped before each case).
-    Postgres,
-}
-
-impl Target {
-    /// The destination plugin's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Target::DuckDb => "duckdb",
-            Target::Postgres => "postgres",
-        }
-    }
-}
-
-/// PostgreSQL's type (as `format_type` prints it) of a DuckDB type in dlt's expectations.
-fn pg_type_of(duck: &str) -> String {
-    match duck {
-        "VARCHAR" => "character varying".into(),
-        "BIGINT" => "bigint".into(),
-        "INTEGER" => "integer".into(),
-        "SMALLINT" | "TINYINT" => "smallint".into(),
-        "DOUBLE" => "double precision".into(),
-        "BOOLEAN" => "boolean".into(),
-        "TIMESTAMP WITH TIME ZONE" => "timestamp with time zone".into(),
-        "TIMESTAMP" => "timestamp without time zone".into(),
-        "DATE" => "date".into(),
-        "TIME" => "time without time zone".into(),
-        "JSON" => "jsonb".into(),
-        "BLOB" => "bytea".into(),
-        other => match other
-            .strip_prefix("DECIMAL(")
-            .and_then(|r| r.strip_suffix(')'))
-        {
-            Some(ps) => format!("numeric({ps})"),
-            None => other.to_lowercase(),
-        },
-    }
-}
-
+use crate::destinations::{GoldenDestination, RECORDED, RECORDED_LOCATION};
 use crate::normalize_runner::descriptor_of;
 
 fn read_json(path: &Path) -> Result<Value, String> {
@@ -123,8 +83,11 @@ fn expected_rows(t: &Value) -> Vec<BTreeMap<String, Value>> {
         .unwrap_or_default()
 }
 
-/// Runs one case end to end.
-pub fn run_case(dir: &Path, target: Target) -> Result<String, String> {
+/// The dataset every case loads into (dlt's recording used the same).
+const DATASET: &str = "golden";
+
+/// Runs one case end to end on `destination`.
+pub fn run_case(dir: &Path, destination: &GoldenDestination) -> Result<String, String> {
     let case = dir
         .file_name()
         .and_then(|n| n.to_str())
@@ -133,17 +96,9 @@ pub fn run_case(dir: &Path, target: Target) -> Result<String, String> {
     let input = read_json(&dir.join("input.json"))?;
     let expected = read_json(&dir.join("expected.json"))?;
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let db = tmp.path().join("dest.duckdb");
-    let (mut config, secrets) = match target {
-        Target::DuckDb => (
-            json!({ "credentials": db.display().to_string() }),
-            json!({}),
-        ),
-        Target::Postgres => {
-            pg_exec("DROP SCHEMA IF EXISTS golden CASCADE; DROP SCHEMA IF EXISTS golden_staging CASCADE");
-            (json!({}), json!({ "credentials": pg_url() }))
-        }
-    };
+    let workdir = tmp.path();
+    let connection = (destination.fresh_dataset)(workdir, DATASET);
+    let mut config = connection.config;
     let mut naming = NamingKind::SnakeCase;
     if let Some(env) = input.get("env").and_then(Value::as_object) {
         for (k, v) in env {
@@ -161,31 +116,29 @@ pub fn run_case(dir: &Path, target: Target) -> Result<String, String> {
         ("max_column_identifier_length", limits.1),
     ] {
         if let Some(v) = value {
-            config[key] = match target {
-                Target::DuckDb => json!(v),
-                Target::Postgres => json!(v.min(PG_MAX_IDENTIFIER)),
-            };
+            config[key] = json!(v.min(destination.max_identifier_length));
         }
     }
-    // dlt's names on PostgreSQL: shortened at 63 where DuckDB's limit kept them longer
-    let pg_naming = {
-        let limit = |v: Option<usize>| v.unwrap_or(PG_MAX_IDENTIFIER).min(PG_MAX_IDENTIFIER);
-        let duck = |v: Option<usize>| v.unwrap_or(DUCKDB_MAX_IDENTIFIER);
-        let pg = limit(limits.0).min(limit(limits.1));
-        (target == Target::Postgres && pg < duck(limits.0).min(duck(limits.1)))
-            .then(|| Naming::new(naming, Some(pg)))
+    // dlt's names on this destination: shortened at its limit where DuckDB's kept them longer
+    let shortened_naming = {
+        let own = destination.max_identifier_length;
+        let limit = |v: Option<usize>| v.unwrap_or(own).min(own);
+        let recorded = |v: Option<usize>| v.unwrap_or(RECORDED.max_identifier_length);
+        let max = limit(limits.0).min(limit(limits.1));
+        (max < recorded(limits.0).min(recorded(limits.1))).then(|| Naming::new(naming, Some(max)))
     };
     let registry = Registry::new(SearchPath::from_dirs([plugin_dir()]));
     let pipeline_name = format!("golden_{case}");
-    let destination = sluice_tests::open_destination(&registry, target.name(), &config, &secrets)?;
-    let mut builder = Pipeline::builder(&pipeline_name).destination(target.name(), destination);
-    if target == Target::DuckDb {
-        // where DuckDB writes, as `sluice run` works it out (postgres announces its own)
-        builder = builder.destination_location(&format!("duckdb:///{}", db.display()));
+    let plugin =
+        sluice_tests::open_destination(&registry, destination.name, &config, &connection.secrets)?;
+    let mut builder = Pipeline::builder(&pipeline_name).destination(destination.name, plugin);
+    if !connection.announced {
+        // where the destination writes, as `sluice run` works it out
+        builder = builder.destination_location(&connection.location);
     }
     let mut pipeline = builder
-        .dataset_name("golden")
-        .pipelines_dir(tmp.path().join("pipelines"))
+        .dataset_name(DATASET)
+        .pipelines_dir(workdir.join("pipelines"))
         .naming(naming)
         .build()
         .map_err(|e| format!("cannot build the pipeline: {e}"))?;
@@ -195,11 +148,25 @@ pub fn run_case(dir: &Path, target: Target) -> Result<String, String> {
     let mut hashes: BTreeMap<String, String> = BTreeMap::new();
     let load_id_re = regex::Regex::new(r"\d{10}\.\d+").map_err(|e| e.to_string())?;
     let duration_re = regex::Regex::new(r"finished in [^\n]*").map_err(|e| e.to_string())?;
-    // the location dlt would print: the connection string without the password
-    let location = regex::Regex::new(r"(postgresql://[^:@/]*):[^@]*@")
-        .map_err(|e| e.to_string())?
-        .replace(&pg_url(), "$1:***@")
-        .to_string();
+    let workdir_text = workdir.display().to_string();
+    // dlt's load info names the destination and its location
+    let load_info_names = [
+        (
+            format!("destination {}", RECORDED.name),
+            format!("destination {}", destination.name),
+        ),
+        (
+            format!(
+                "The {} destination used {RECORDED_LOCATION} location",
+                RECORDED.name
+            ),
+            format!(
+                "The {} destination used {} location",
+                destination.name,
+                connection.location.replace(&workdir_text, "<WORKDIR>")
+            ),
+        ),
+    ];
     for (i, (run, exp)) in runs.iter().zip(exp_runs).enumerate() {
         let descriptor = descriptor_of(run)?;
         let data = match decode_values(&run["data"]) {
@@ -234,7 +201,7 @@ pub fn run_case(dir: &Path, target: Target) -> Result<String, String> {
         if let Ok(info) = &result {
             // load_info prints like dlt's (paths and ids sanitized as the generator does)
             let text = info.to_string();
-            let text = text.replace(&tmp.path().display().to_string(), "<WORKDIR>");
+            let text = text.replace(&workdir_text, "<WORKDIR>");
             let text = load_id_re.replace_all(&text, "<LOAD_ID>").to_string();
             let text = duration_re
                 .replace_all(&text, "finished in <DURATION>")
@@ -244,13 +211,10 @@ pub fn run_case(dir: &Path, target: Target) -> Result<String, String> {
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            if target == Target::Postgres {
-                exp_text = exp_text
-                    .replace("destination duckdb", "destination postgres")
-                    .replace(
-                        "The duckdb destination used duckdb:///<WORKDIR>/dest.duckdb location",
-                        &format!("The postgres destination used {location} location"),
-                    );
+            if !destination.is_recorded() {
+                for (recorded, here) in &load_info_names {
+                    exp_text = exp_text.replace(recorded, here);
+                }
             }
             if text != exp_text {
                 return Err(format!(
@@ -259,13 +223,10 @@ pub fn run_case(dir: &Path, target: Target) -> Result<String, String> {
             }
         }
         // the dataset
-        let mut actual = match target {
-            Target::DuckDb => duckdb_dump(&db, "golden")?,
-            Target::Postgres => pg_dump("golden"),
-        };
+        let mut actual = (destination.dump)(workdir, DATASET)?;
         let mut exp_tables = exp["tables"].as_object().cloned().unwrap_or_default();
-        if let Some(pg) = &pg_naming {
-            exp_tables = translate_names(pg, exp_tables, &mut hashes);
+        if let Some(shortened) = &shortened_naming {
+            exp_tables = translate_names(shortened, exp_tables, &mut hashes);
         }
         let names_exp: Vec<&String> = exp_tables.keys().collect();
         let names_act: Vec<&String> = actual.keys().collect();
@@ -276,39 +237,29 @@ pub fn run_case(dir: &Path, target: Target) -> Result<String, String> {
         }
         for (tname, t) in &exp_tables {
             let (cols, rows) = actual.remove(tname).unwrap_or_default();
-            let exp_cols: Vec<(String, String, bool)> = t["columns"]
+            // the columns as dlt recorded them, then with this destination's types
+            let recorded_cols: Vec<(String, &str, bool)> = t["columns"]
                 .as_array()
                 .map(|c| {
                     c.iter()
                         .map(|c| {
-                            let ty = c[1].as_str().unwrap_or("");
                             (
                                 c[0].as_str().unwrap_or("").into(),
-                                match target {
-                                    Target::DuckDb => ty.into(),
-                                    Target::Postgres => pg_type_of(ty),
-                                },
+                                c[1].as_str().unwrap_or(""),
                                 c[2].as_bool().unwrap_or(true),
                             )
                         })
                         .collect()
                 })
                 .unwrap_or_default();
-            // dlt's load ids are varchar(64) on PostgreSQL (the precision DuckDB ignores)
-            let cols: Vec<(String, String, bool)> = cols
-                .into_iter()
-                .map(|(n, ty, null)| {
-                    let ty = match ty.as_str() {
-                        "character varying(64)"
-                            if (tname == "_dlt_loads" && n == "load_id")
-                                || (tname == "_dlt_pipeline_state" && n == "_dlt_load_id") =>
-                        {
-                            "character varying".to_string()
-                        }
-                        _ => ty,
-                    };
-                    (n, ty, null)
-                })
+            let exp_cols: Vec<(String, String, bool)> = recorded_cols
+                .iter()
+                .map(|(n, ty, null)| (n.clone(), (destination.column_type)(ty), *null))
+                .collect();
+            let json_columns: Vec<&str> = recorded_cols
+                .iter()
+                .filter(|(_, ty, _)| *ty == "JSON")
+                .map(|(n, _, _)| n.as_str())
                 .collect();
             if exp_cols != cols {
                 return Err(format!("run {i}: columns of `{tname}` differ\n  expected: {exp_cols:?}\n  actual:   {cols:?}"));
@@ -335,8 +286,15 @@ pub fn run_case(dir: &Path, target: Target) -> Result<String, String> {
                 }
             }
             let mut expected = expected_rows(t);
-            if target == Target::Postgres {
-                translate_rows(tname, &cols, &mut expected, &mut rows, &mut hashes);
+            if !destination.is_recorded() {
+                translate_rows(
+                    destination,
+                    tname,
+                    &json_columns,
+                    &mut expected,
+                    &mut rows,
+                    &mut hashes,
+                );
             }
             match_rows(tname, &expected, &rows, &names, &mut bindings)
                 .map_err(|e| format!("run {i}: {e}"))?;
@@ -356,11 +314,6 @@ pub fn run_case(dir: &Path, target: Target) -> Result<String, String> {
     }
     Ok(String::new())
 }
-
-/// PostgreSQL's longest identifier, dlt's `max_identifier_length` there.
-const PG_MAX_IDENTIFIER: usize = 63;
-/// dlt's DuckDB limit (65536: none in practice).
-const DUCKDB_MAX_IDENTIFIER: usize = 65536;
 
 /// The case's `destination_kwargs` as (`max_identifier_length`, `max_column_identifier_length`);
 /// other keys are refused.
@@ -422,11 +375,11 @@ const VARIANT_TYPES: [&str; 11] = [
     "json",
 ];
 
-/// The name dlt gives on PostgreSQL to a table or column it named `name` on DuckDB (see the
-/// module docs): a name within the limit is unchanged; otherwise every `__` fragment is
-/// shortened as an identifier and the path as `shorten_fragments` does, a variant from its
-/// column's shortened name.
-pub fn pg_name(naming: &Naming, name: &str) -> String {
+/// The name dlt gives at `naming`'s maximum length (a destination's shorter limit) to a
+/// table or column it named `name` on DuckDB (see the module docs): a name within the limit is
+/// unchanged; otherwise every `__` fragment is shortened as an identifier and the path as
+/// `shorten_fragments` does, a variant from its column's shortened name.
+pub fn shortened_name(naming: &Naming, name: &str) -> String {
     let max = naming.max_length.unwrap_or(usize::MAX);
     if name.chars().count() <= max {
         return name.to_string();
@@ -438,7 +391,7 @@ pub fn pg_name(naming: &Naming, name: &str) -> String {
             .strip_prefix("v_")
             .is_some_and(|t| VARIANT_TYPES.contains(&t));
         if is_variant && !init.is_empty() {
-            let base = pg_name(naming, &init.join(sep));
+            let base = shortened_name(naming, &init.join(sep));
             return naming.shorten_fragments(&[base.as_str(), *last]);
         }
     }
@@ -450,8 +403,8 @@ pub fn pg_name(naming: &Naming, name: &str) -> String {
     naming.shorten_fragments(&refs)
 }
 
-/// dlt's expected tables with the names it would give on PostgreSQL; when any name changes,
-/// the schema hashes of `_dlt_version` and `_dlt_loads` become placeholders.
+/// dlt's expected tables with the names it would give at `naming`'s maximum length; when any
+/// name changes, the schema hashes of `_dlt_version` and `_dlt_loads` become placeholders.
 fn translate_names(
     naming: &Naming,
     tables: serde_json::Map<String, Value>,
@@ -461,12 +414,12 @@ fn translate_names(
     // sorted by the new names, as the dumps are
     let mut out: BTreeMap<String, Value> = BTreeMap::new();
     for (tname, mut t) in tables {
-        let new_name = pg_name(naming, &tname);
+        let new_name = shortened_name(naming, &tname);
         changed |= new_name != tname;
         if let Some(cols) = t.get_mut("columns").and_then(Value::as_array_mut) {
             for c in cols {
                 if let Some(n) = c.get(0).and_then(Value::as_str).map(String::from) {
-                    let new = pg_name(naming, &n);
+                    let new = shortened_name(naming, &n);
                     changed |= new != n;
                     c[0] = json!(new);
                 }
@@ -477,7 +430,7 @@ fn translate_names(
                 if let Value::Object(m) = r {
                     *m = std::mem::take(m)
                         .into_iter()
-                        .map(|(k, v)| (pg_name(naming, &k), v))
+                        .map(|(k, v)| (shortened_name(naming, &k), v))
                         .collect();
                 }
             }
@@ -508,24 +461,23 @@ fn translate_names(
     out.into_iter().collect()
 }
 
-/// dlt's expectations as they read on PostgreSQL: JSON cells as parsed JSON on both sides
-/// (jsonb orders keys its own way), the state's destination type, and the state hashes (of a
-/// state that names another destination) as placeholders, one per distinct dlt hash.
+/// dlt's expectations of `table` as they read on `destination` (not the recorded one): the
+/// cells of `json_columns` as parsed JSON on both sides (PostgreSQL's jsonb orders keys its own
+/// way), the state's destination type, and the state hashes (of a state that names another
+/// destination) as placeholders, one per distinct dlt hash.
 fn translate_rows(
+    destination: &GoldenDestination,
     table: &str,
-    cols: &[(String, String, bool)],
+    json_columns: &[&str],
     expected: &mut [BTreeMap<String, Value>],
     actual: &mut [BTreeMap<String, Value>],
     hashes: &mut BTreeMap<String, String>,
 ) {
-    for (name, ty, _) in cols {
-        if ty != "jsonb" {
-            continue;
-        }
+    for &name in json_columns {
         for r in expected.iter_mut().chain(actual.iter_mut()) {
             if let Some(Value::String(s)) = r.get(name) {
                 if let Ok(v) = serde_json::from_str::<Value>(s) {
-                    r.insert(name.clone(), json!({ "json": v }));
+                    r.insert(name.to_string(), json!({ "json": v }));
                 }
             }
         }
@@ -549,11 +501,11 @@ fn translate_rows(
             r.insert("version_hash".into(), json!(placeholder(&h)));
         }
         if let Some(d) = r.get_mut("state__decoded").and_then(Value::as_object_mut) {
-            if d.get("destination_type").and_then(Value::as_str) == Some("dlt.destinations.duckdb")
-            {
+            let recorded_type = format!("dlt.destinations.{}", RECORDED.name);
+            if d.get("destination_type").and_then(Value::as_str) == Some(recorded_type.as_str()) {
                 d.insert(
                     "destination_type".into(),
-                    json!("dlt.destinations.postgres"),
+                    json!(format!("dlt.destinations.{}", destination.name)),
                 );
             }
             if let Some(h) = d
