@@ -9,7 +9,7 @@ use serde_json::Value;
 use sluice::config::Providers;
 use sluice::pipeline::workdir::check_name;
 use sluice::pipeline::{default_data_dir, LoadStorage, LockMode, Pipeline, WorkdirLock};
-use sluice_registry::Registry;
+use sluice_registry::{PluginKind, Registry};
 
 /// Inspect and manage pipelines.
 ///
@@ -476,7 +476,7 @@ fn open(
         .and_then(Value::as_str)
         .unwrap_or_default();
     let manifest = registry
-        .find("destination", &dest)
+        .find(PluginKind::Destination, &dest)
         .map_err(|e| e.to_string())?;
     let providers = Providers::load(&std::env::current_dir().map_err(|e| e.to_string())?)
         .map_err(|e| e.to_string())?;

@@ -114,10 +114,10 @@ fn print_table(rows: &[[String; 6]]) {
 fn info(registry: &Registry, name: &str) -> Result<ExitCode, String> {
     let shadowed =
         |e: &sluice_registry::Error| matches!(e, sluice_registry::Error::Shadowed { .. });
-    let manifest = match registry.find("source", name) {
+    let manifest = match registry.find(PluginKind::Source, name) {
         Ok(m) => m,
         Err(e) if shadowed(&e) => return Err(e.to_string()),
-        Err(_) => registry.find("destination", name).map_err(|e| {
+        Err(_) => registry.find(PluginKind::Destination, name).map_err(|e| {
             if shadowed(&e) {
                 return e.to_string();
             }

@@ -16,7 +16,7 @@ use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
 use arrow_array::{Int64Array, RecordBatch, RecordBatchIterator, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use serde_json::json;
-use sluice_registry::{Registry, SearchPath};
+use sluice_registry::{PluginKind, Registry, SearchPath};
 use sluice_sdk::{CancelFlag, ResourceRequest, Source, StreamContext};
 
 const BATCHES: u64 = 200_000;
@@ -70,7 +70,7 @@ fn main() {
         .expect("copy manifest");
         let registry = Registry::new(SearchPath::from_dirs([tmp.path().to_path_buf()]));
         let started = Instant::now();
-        let plugin = registry.load("source", "sample").expect("load");
+        let plugin = registry.load(PluginKind::Source, "sample").expect("load");
         loads.push(started.elapsed());
         keep.push((tmp, plugin));
     }

@@ -12,6 +12,7 @@
 //! by name, as dlt deduplicates on `file_url`). The state is the resource's
 //! `{"last_modification_date": ..., "files_at_last_modification": [...]}`.
 
+mod config;
 mod read;
 mod store;
 
@@ -20,47 +21,13 @@ use std::sync::Arc;
 use arrow_schema::{Schema, SchemaRef};
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::StreamExt;
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sluice_sdk::prelude::*;
-use sluice_sdk::resource::{IncrementalSpec, KeyHint, WriteDispositionHint};
+use sluice_sdk::resource::KeyHint;
 
+use config::{ConfigError, FilesystemConfig, FilesystemSecrets};
 pub use read::{CsvOptions, Format};
 use store::{compile_glob, FileItem, Store};
-
-/// One table read from the bucket.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(default)]
-struct TableConfig {
-    name: Option<String>,
-    file_glob: Option<String>,
-    format: Option<Format>,
-    incremental_files: Option<bool>,
-    write_disposition: Option<WriteDispositionHint>,
-    primary_key: Option<KeyHint>,
-    merge_key: Option<KeyHint>,
-    incremental: Option<IncrementalSpec>,
-    csv: Option<CsvOptions>,
-    max_table_nesting: Option<u32>,
-    columns: Option<Map<String, Value>>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct Config {
-    bucket_url: String,
-    #[serde(flatten)]
-    defaults: TableConfig,
-    #[serde(default)]
-    table_name: Option<String>,
-    #[serde(default)]
-    resources: Vec<TableConfig>,
-    #[serde(default)]
-    credentials: Map<String, Value>,
-    #[serde(default)]
-    max_line_bytes: Option<u64>,
-    #[serde(default)]
-    max_json_file_bytes: Option<u64>,
-}
 
 #[derive(Debug, Clone)]
 struct Table {
@@ -80,90 +47,34 @@ pub struct Filesystem {
     listing_glob: String,
 }
 
-fn config_error(e: impl std::fmt::Display) -> Error {
-    Error::config(format!("config of source `filesystem`: {e}"))
-}
-
 impl Filesystem {
     /// Opens the source from its resolved config and secrets.
     pub fn open(config: Value, secrets: Value) -> Result<Self> {
-        let config: Config = serde_json::from_value(config).map_err(config_error)?;
-        let secret_creds = match secrets.get("credentials") {
-            Some(Value::Object(m)) => m.clone(),
-            Some(Value::String(s)) => {
-                // a GCS service account JSON, or a JSON object as text
-                match serde_json::from_str::<Value>(s) {
-                    Ok(Value::Object(m)) if m.contains_key("private_key") => {
-                        let mut c = Map::new();
-                        c.insert("service_account_json".into(), Value::String(s.clone()));
-                        c
-                    }
-                    Ok(Value::Object(m)) => m,
-                    _ => {
-                        return Err(Error::config(
-                            "secret `sources.filesystem.credentials` must be a table of keys (aws_access_key_id, ...) or a service account JSON",
-                        ))
-                    }
-                }
-            }
-            _ => Map::new(),
-        };
-        let store = Store::open(&config.bucket_url, &config.credentials, &secret_creds)?;
-        let limits = read::Limits {
-            line: config.max_line_bytes.unwrap_or(read::Limits::DEFAULT.line),
-            json_file: config
-                .max_json_file_bytes
-                .unwrap_or(read::Limits::DEFAULT.json_file),
-        };
-        let d = &config.defaults;
-        let listing_glob = d.file_glob.clone().unwrap_or_else(|| "*".into());
-        let mut specs = config.resources.clone();
-        if specs.is_empty() {
-            let mut one = d.clone();
-            one.name = config.table_name.clone().or_else(|| d.name.clone());
-            specs.push(one);
-        }
+        let config = FilesystemConfig::from_json(config)?;
+        let secret_creds = FilesystemSecrets::from_json(&secrets).credentials()?;
+        let store = Store::open(
+            &config.bucket_url,
+            config.credentials.as_ref().unwrap_or(&Map::new()),
+            &secret_creds,
+        )?;
+        let limits = config.limits();
         let mut tables = Vec::new();
-        for s in specs {
-            let glob = s
-                .file_glob
-                .clone()
-                .or_else(|| d.file_glob.clone())
-                .unwrap_or_else(|| "*".into());
-            compile_glob(&glob)?;
-            let format = match s.format.or(d.format) {
-                Some(f) => f,
-                None => Format::from_name(&glob).ok_or_else(|| {
-                    Error::config(format!(
-                        "source `filesystem`: cannot tell the format of the files matching `{glob}`\nhint: set `format` to csv, jsonl, json or parquet, or end file_glob with the extension (e.g. \"*.csv\")"
-                    ))
-                })?,
-            };
-            let name = s
-                .name
-                .clone()
-                .unwrap_or_else(|| format.reader_name().to_string());
-            if tables.iter().any(|t: &Table| t.name == name) {
-                return Err(Error::config(format!(
-                    "source `filesystem`: two resources are named `{name}`; give each a distinct `name`"
-                )));
-            }
+        for t in config.tables()? {
+            let (name, glob, format) = (t.name, t.file_glob, t.format);
             let mut desc = ResourceDescriptor::new(&name);
             desc.data_format = if format.is_arrow() {
                 DataFormat::Arrow
             } else {
                 DataFormat::Json
             };
-            desc.write_disposition = s
-                .write_disposition
-                .clone()
-                .or_else(|| d.write_disposition.clone());
-            desc.primary_key = s.primary_key.clone().or_else(|| d.primary_key.clone());
-            desc.merge_key = s.merge_key.clone().or_else(|| d.merge_key.clone());
-            desc.incremental = s.incremental.clone().or_else(|| d.incremental.clone());
-            desc.max_table_nesting = s.max_table_nesting.or(d.max_table_nesting);
-            if let Some(cols) = s.columns.clone().or_else(|| d.columns.clone()) {
-                desc.columns = serde_json::from_value(Value::Object(cols)).map_err(config_error)?;
+            desc.write_disposition = t.write_disposition;
+            desc.primary_key = t.primary_key;
+            desc.merge_key = t.merge_key;
+            desc.incremental = t.incremental;
+            desc.max_table_nesting = t.max_table_nesting;
+            if let Some(cols) = t.columns {
+                desc.columns =
+                    serde_json::from_value(Value::Object(cols)).map_err(ConfigError::Invalid)?;
             }
             desc.description = Some(format!(
                 "{} files matching `{glob}`",
@@ -173,8 +84,8 @@ impl Filesystem {
                 name,
                 glob,
                 format,
-                incremental_files: s.incremental_files.or(d.incremental_files).unwrap_or(false),
-                csv: s.csv.clone().or_else(|| d.csv.clone()).unwrap_or_default(),
+                incremental_files: t.incremental_files,
+                csv: t.csv,
                 limits,
                 descriptor: desc,
             });
@@ -182,7 +93,7 @@ impl Filesystem {
         Ok(Self {
             store: Arc::new(store),
             tables,
-            listing_glob,
+            listing_glob: config.file_glob,
         })
     }
 }

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use arrow_array::{new_null_array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sluice_sdk::{json_text_batch, json_text_batch_from, Error, Result};
 
 /// File formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// comma-separated values (typed Arrow)
@@ -61,7 +61,7 @@ pub fn is_gzip(name: &str) -> bool {
 }
 
 /// csv options.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CsvOptions {
     /// field delimiter (one byte)

@@ -12,6 +12,8 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use serde_json::{Map, Value};
 use sluice_sdk::{Error, Result};
 
+use crate::config::ConfigError;
+
 /// Where the files are.
 pub struct Store {
     /// the bucket URL as configured (for messages and `file_url`s)
@@ -359,13 +361,16 @@ fn split_bucket(rest: &str) -> (&str, &str) {
 }
 
 /// Compiles `file_glob` (`*` within a folder, `**` across folders).
-pub fn compile_glob(glob: &str) -> Result<GlobMatcher> {
+pub fn compile_glob(glob: &str) -> Result<GlobMatcher, ConfigError> {
     let g = glob.trim_start_matches("./").trim_start_matches('/');
     GlobBuilder::new(if g.is_empty() { "*" } else { g })
         .literal_separator(true)
         .build()
         .map(|g| g.compile_matcher())
-        .map_err(|e| Error::config(format!("file_glob `{glob}` is not a valid glob: {e}")))
+        .map_err(|error| ConfigError::InvalidGlob {
+            glob: glob.to_string(),
+            error,
+        })
 }
 
 #[cfg(test)]

@@ -8,79 +8,24 @@
 //! deduplicates at the boundary. See `docs/architecture.md` for the type mapping and the
 //! differences from dlt.
 
+mod config;
 mod model;
 mod mysql;
 mod pg;
 mod query;
 mod sqlite;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sluice_sdk::prelude::*;
-use sluice_sdk::resource::{IncrementalSpec, KeyHint, WriteDispositionHint};
+use sluice_sdk::resource::KeyHint;
 pub use sluice_sql::{Credentials, Dialect, Origin};
 
+use config::{ConfigError, SqlDatabaseConfig, SqlDatabaseSecrets};
 pub use model::ReflectionLevel;
 use model::{BatchAssembler, TableInfo};
 use query::ReadPlan;
-
-/// Options of one table (`tables.<name>`).
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-struct TableOptions {
-    primary_key: Option<KeyHint>,
-    merge_key: Option<KeyHint>,
-    write_disposition: Option<WriteDispositionHint>,
-    incremental: Option<IncrementalSpec>,
-    included_columns: Option<Vec<String>>,
-    excluded_columns: Vec<String>,
-    text_columns: Vec<String>,
-    table_name: Option<String>,
-}
-
-fn default_chunk_size() -> usize {
-    50_000
-}
-fn default_concurrency() -> usize {
-    2
-}
-fn default_parallel_ranges() -> usize {
-    2
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Config {
-    #[serde(default)]
-    schema: Option<String>,
-    #[serde(default)]
-    table_names: Option<Vec<String>>,
-    #[serde(default = "default_chunk_size")]
-    chunk_size: usize,
-    #[serde(default)]
-    reflection_level: ReflectionLevel,
-    #[serde(default)]
-    include_views: bool,
-    #[serde(default = "default_concurrency")]
-    concurrency: usize,
-    #[serde(default = "default_parallel_ranges")]
-    parallel_ranges: usize,
-    #[serde(default)]
-    write_disposition: Option<WriteDispositionHint>,
-    #[serde(default)]
-    tables: BTreeMap<String, TableOptions>,
-    #[serde(default)]
-    credentials: Map<String, Value>,
-}
-
-/// Whose credentials these are, for messages.
-const ORIGIN: Origin = Origin {
-    who: "source `sql_database`",
-    path: "sources.sql_database.credentials",
-};
 
 /// An error while reading a table.
 fn read_error(schema: &str, table: &str, e: sqlx::Error) -> Error {
@@ -144,19 +89,16 @@ impl Conn {
 }
 
 /// Reflects the configured tables.
-async fn reflect_all(creds: &Credentials, config: &Config) -> Result<(String, Vec<TableInfo>)> {
+async fn reflect_all(
+    creds: &Credentials,
+    config: &SqlDatabaseConfig,
+) -> Result<(String, Vec<TableInfo>)> {
     let mut con = Conn::open(creds).await?;
     // read as text: `text_columns`, and columns not read at all (excluded or not included),
     // whose type then does not matter
     let text_of = |t: &str| {
-        let o = config.tables.get(t).cloned().unwrap_or_default();
-        move |c: &str| {
-            o.text_columns.iter().any(|x| x == c)
-                || o.excluded_columns.iter().any(|x| x == c)
-                || o.included_columns
-                    .as_ref()
-                    .is_some_and(|i| !i.iter().any(|x| x == c))
-        }
+        let o = config.table(t);
+        move |c: &str| o.text_columns.iter().any(|x| x == c) || !o.reads(c)
     };
     let result = async {
         let schema = match (&config.schema, &mut con) {
@@ -193,36 +135,15 @@ pub struct SqlDatabase {
     creds: Arc<Credentials>,
     schema: String,
     tables: Vec<Arc<TableInfo>>,
-    config: Arc<Config>,
+    config: Arc<SqlDatabaseConfig>,
     permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl SqlDatabase {
     /// Opens the source: resolves the credentials and reflects the tables.
     pub fn open(config: Value, secrets: Value) -> Result<Self> {
-        let config: Config = serde_json::from_value(config)
-            .map_err(|e| Error::config(format!("config of source `sql_database`: {e}")))?;
-        let creds = Credentials::resolve(
-            secrets.get("credentials"),
-            &config.credentials,
-            None,
-            ORIGIN,
-        )?;
-        for (name, o) in &config.tables {
-            if let Some(inc) = &o.incremental {
-                let read = o
-                    .included_columns
-                    .as_ref()
-                    .is_none_or(|w| w.contains(&inc.cursor_path))
-                    && !o.excluded_columns.contains(&inc.cursor_path);
-                if !read {
-                    return Err(Error::config(format!(
-                        "source `sql_database`: table `{name}` has cursor `{}` but does not read it\nhint: keep it in included_columns and out of excluded_columns",
-                        inc.cursor_path
-                    )));
-                }
-            }
-        }
+        let config = SqlDatabaseConfig::from_json(config)?;
+        let creds = SqlDatabaseSecrets::from_json(&secrets).resolve(config.credentials.as_ref())?;
         // reflection runs on its own thread and runtime: `open` may be called from anywhere
         let (schema, tables) = {
             let creds = creds.clone();
@@ -237,14 +158,7 @@ impl SqlDatabase {
             .join()
             .map_err(|_| Error::internal("the reflection thread panicked"))??
         };
-        for name in config.tables.keys() {
-            if !tables.iter().any(|t| &t.name == name) {
-                return Err(Error::config(format!(
-                    "source `sql_database`: `tables.{name}` names a table that is not read (the tables are {})",
-                    tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
-                )));
-            }
-        }
+        config.check_tables(&tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>())?;
         tracing::info!(target: "sluice::sql_database", database = %creds.redacted(), schema = %schema, tables = tables.len(), "reflected");
         let permits = Arc::new(tokio::sync::Semaphore::new(config.concurrency.max(1)));
         Ok(Self {
@@ -256,28 +170,14 @@ impl SqlDatabase {
         })
     }
 
-    fn options(&self, table: &str) -> TableOptions {
-        self.config.tables.get(table).cloned().unwrap_or_default()
-    }
-
     /// The columns read from `t`.
-    fn read_columns<'a>(&self, t: &'a TableInfo) -> Result<Vec<&'a model::SqlColumn>> {
-        let o = self.options(&t.name);
-        let cols: Vec<_> = t
-            .columns
-            .iter()
-            .filter(|c| {
-                o.included_columns
-                    .as_ref()
-                    .is_none_or(|inc| inc.contains(&c.name))
-                    && !o.excluded_columns.contains(&c.name)
-            })
-            .collect();
+    fn read_columns<'a>(&self, t: &'a TableInfo) -> Result<Vec<&'a model::SqlColumn>, ConfigError> {
+        let o = self.config.table(&t.name);
+        let cols: Vec<_> = t.columns.iter().filter(|c| o.reads(&c.name)).collect();
         if cols.is_empty() {
-            return Err(Error::config(format!(
-                "source `sql_database`: no column of table `{}` is left to read\nhint: check included_columns and excluded_columns",
-                t.name
-            )));
+            return Err(ConfigError::NoColumns {
+                table: t.name.clone(),
+            });
         }
         Ok(cols)
     }
@@ -288,7 +188,7 @@ impl Source for SqlDatabase {
         let level = self.config.reflection_level;
         let mut out = Vec::with_capacity(self.tables.len());
         for t in &self.tables {
-            let o = self.options(&t.name);
+            let o = self.config.table(&t.name);
             let mut d = ResourceDescriptor::new(&t.name);
             d.table_name = o.table_name.clone();
             d.data_format = DataFormat::Arrow;

@@ -15,7 +15,7 @@ use serde_json::Value;
 use sluice_sdk::prelude::*;
 
 /// dlt's reflection levels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum ReflectionLevel {
     /// Names, nullability and primary keys.

@@ -71,7 +71,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         config["credentials"] = json!(database);
     }
-    let plugin = sluice_registry::Registry::standard().load("destination", &destination)?;
+    let plugin = sluice_registry::Registry::standard()
+        .load(sluice_registry::PluginKind::Destination, &destination)?;
     let opened = plugin.open_destination(&config, &secrets)?;
     let mut builder = Pipeline::builder(&format!("load_{table}"))
         .destination(plugin.name(), std::sync::Arc::new(opened))

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use sluice::pipeline::{CodeSource, Pipeline, Resource, RunOptions};
-use sluice_registry::Registry;
+use sluice_registry::{PluginKind, Registry};
 use sluice_sdk::resource::WriteDispositionHint;
 use sluice_sdk::schema::WriteDisposition;
 
@@ -23,7 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let database = std::env::var("DUCKDB_DATABASE").unwrap_or("simple_pipeline.duckdb".into());
     let duckdb = Registry::standard()
-        .load("destination", "duckdb")?
+        .load(PluginKind::Destination, "duckdb")?
         .open_destination(&json!({"credentials": database}), &json!({}))?;
     let mut pipeline = Pipeline::builder("simple_pipeline")
         .destination("duckdb", Arc::new(duckdb))
