@@ -4,7 +4,12 @@
 fn main() {
     println!("cargo:rerun-if-env-changed=DUCKDB_LIB_DIR");
     println!("cargo:rerun-if-changed=build.rs");
-    match std::env::var("DUCKDB_LIB_DIR") {
+    let dir = std::env::var("DUCKDB_LIB_DIR");
+    if let Ok(dir) = &dir {
+        // a check run before the library was built must not keep its warning
+        println!("cargo:rerun-if-changed={dir}/libduckdb_static.a");
+    }
+    match dir {
         Ok(dir)
             if std::path::Path::new(&dir)
                 .join("libduckdb_static.a")
