@@ -2,7 +2,9 @@
 //! transaction, the plan of which tables are staged, emptied or swapped for each write
 //! disposition, the follow-up statements of [`crate::jobs`], state restore and drop. A
 //! destination supplies a [`SqlConnection`]: how it runs statements, its catalog, its bulk
-//! load of a job's rows, and its [`SqlDialect`].
+//! load of a job's rows, and its [`SqlDialect`]. This file holds the connection contract, the
+//! transaction bookkeeping and the `DestinationClient` entry points; `plan.rs` the route of
+//! each chain, the load and the completion; `system.rs` dlt's system tables.
 //!
 //! One package is one transaction, schema changes included. `update_stored_schema` only checks
 //! the schema and notes it; the transaction that loads a package first takes the package's
@@ -51,10 +53,13 @@ use sluice_sdk::destination::{
     BatchReader, DropTablesRequest, JobReport, LoadCompletion, LoadJob, LoadPlan, SchemaUpdate,
     SchemaUpdateRequest, StoredSchema, StoredState,
 };
-use sluice_sdk::schema::{ReplaceStrategy, Schema, Table, WriteDisposition};
+use sluice_sdk::schema::{ReplaceStrategy, Schema, Table};
 use sluice_sdk::{BatchStream, CancelToken, DestinationClient, Error, Result};
 
-use crate::jobs::{self, qualified, quote, Followup, SqlDialect};
+use crate::jobs::{qualified, quote, SqlDialect};
+
+mod plan;
+mod system;
 
 /// The key of an error's details that says a package may be partly applied (a destination
 /// without transactions): the engine keeps such a package pending instead of failing it.
@@ -259,18 +264,6 @@ impl<C: SqlConnection> std::fmt::Debug for SqlJobClient<C> {
     }
 }
 
-/// How a root table's chain is written in a load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
-    /// Into the dataset's tables (append, or replace with `truncate-and-insert` after they
-    /// were emptied).
-    Direct,
-    /// Into staging tables, then moved by the follow-up statements.
-    Staged,
-    /// Into staging tables that take the tables' place (`staging-optimized` replace).
-    Swapped,
-}
-
 impl<C: SqlConnection> SqlJobClient<C> {
     /// A client of `options.dataset` over `con`.
     pub fn new(con: C, options: SqlClientOptions) -> Self {
@@ -417,386 +410,12 @@ impl<C: SqlConnection> SqlJobClient<C> {
             .as_ref()
             .ok_or_else(|| Error::internal("the load started before the schema was stored"))
     }
-
-    /// Creates missing tables and columns of `tables` in `dataset`; `scratch` tables are
-    /// emptied before every use (the dialect may create them without a WAL). Tables of the
-    /// dataset that this creates are noted for their constraints.
-    fn sync_tables(
-        &mut self,
-        dataset: &str,
-        tables: &[&Table],
-        scratch: bool,
-        update: &mut SchemaUpdate,
-    ) -> Result<()> {
-        self.con.check_tables(dataset, tables, &Catalog::new())?;
-        self.exec(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote(dataset)))?;
-        let existing = self
-            .con
-            .existing_columns(dataset)
-            .map_err(|e| self.after_error(e))?;
-        self.con.check_tables(dataset, tables, &existing)?;
-        let mut changes = SchemaUpdate::default();
-        let statements = jobs::schema_changes(
-            self.con.dialect(),
-            dataset,
-            tables,
-            &existing,
-            scratch,
-            &mut changes,
-        )?;
-        for s in statements {
-            self.exec(&s)?;
-        }
-        if dataset == self.dataset {
-            self.created.extend(changes.created_tables.keys().cloned());
-        }
-        update.created_tables.extend(changes.created_tables);
-        update.added_columns.extend(changes.added_columns);
-        Ok(())
-    }
-
-    /// Brings the dataset in line with the schema noted by `update_stored_schema`, if it is
-    /// not yet: in the open transaction (one is begun), after taking the lock of package
-    /// `load_id` when the schema changes are those of a package. On failure the transaction
-    /// is rolled back.
-    fn apply_pending(&mut self, load_id: Option<&str>) -> Result<()> {
-        let Some(only) = self.pending_schema.take() else {
-            return Ok(());
-        };
-        let result = (|| {
-            self.begin()?;
-            if let Some(load_id) = load_id {
-                self.lock_load(load_id)?;
-            }
-            self.apply_schema(only.as_deref())
-        })();
-        if result.is_err() {
-            self.rollback();
-        }
-        result.map(|_| ())
-    }
-
-    /// Brings the dataset in line with the schema in the open transaction and stores the
-    /// schema's version row if it is new.
-    fn apply_schema(&mut self, only: Option<&[String]>) -> Result<SchemaUpdate> {
-        let schema = self.schema()?.clone();
-        let schema_json = self.schema_json.clone().unwrap_or_default();
-        let tables: Vec<&Table> = schema
-            .tables
-            .values()
-            .filter(|t| only.is_none_or(|o| o.contains(&t.name)))
-            .collect();
-        let mut update = SchemaUpdate::default();
-        let dataset = self.dataset.clone();
-        self.sync_tables(&dataset, &tables, false, &mut update)?;
-        let version = qualified(&self.dataset, "_dlt_version");
-        let found = self.fetch(
-            "cannot read _dlt_version",
-            &format!("SELECT 1 FROM {version} WHERE version_hash = {}", self.p(1)),
-            &[Some(&schema.version_hash)],
-        )?;
-        if found.is_empty() {
-            let now = chrono::Utc::now()
-                .format("%Y-%m-%d %H:%M:%S%.6f+00")
-                .to_string();
-            let sql = format!(
-                "INSERT INTO {version} (version, engine_version, inserted_at, schema_name, version_hash, schema) VALUES (CAST({} AS BIGINT), CAST({} AS BIGINT), CAST({} AS TIMESTAMPTZ), {}, {}, {})",
-                self.p(1),
-                self.p(2),
-                self.p(3),
-                self.p(4),
-                self.p(5),
-                self.p(6)
-            );
-            self.fetch(
-                "cannot store the schema version",
-                &sql,
-                &[
-                    Some(&schema.version.to_string()),
-                    Some(&schema.engine_version.to_string()),
-                    Some(&now),
-                    Some(&schema.name),
-                    Some(&schema.version_hash),
-                    Some(&schema_json),
-                ],
-            )?;
-            update.stored_version = true;
-        }
-        Ok(update)
-    }
-
-    /// Root tables touched by the plan (with jobs, or listed as loaded without rows).
-    fn plan_roots(&self) -> Result<Vec<String>> {
-        let schema = self.schema()?;
-        Ok(self
-            .plan
-            .as_ref()
-            .map(|p| jobs::plan_roots(schema, p))
-            .unwrap_or_default())
-    }
-
-    /// How the chain rooted at `root` is written.
-    fn route(&self, root: &str) -> Result<Route> {
-        let schema = self.schema()?;
-        let truncate = self.replace == ReplaceStrategy::TruncateAndInsert;
-        // without transactions nothing is written to the dataset's tables before the end
-        let staged = if self.con.transactions() {
-            jobs::uses_staging(schema, root, truncate)
-        } else {
-            schema.write_disposition_of(root) != WriteDisposition::Skip
-        };
-        if !staged {
-            return Ok(Route::Direct);
-        }
-        let swap = schema.write_disposition_of(root) == WriteDisposition::Replace
-            && self.replace == ReplaceStrategy::StagingOptimized
-            && self.con.dialect().supports_swap();
-        Ok(if swap { Route::Swapped } else { Route::Staged })
-    }
-
-    fn target_dataset(&self, table: &str) -> Result<String> {
-        let root = self.schema()?.root_of(table).to_string();
-        Ok(if self.route(&root)? == Route::Direct {
-            self.dataset.clone()
-        } else {
-            self.staging.clone()
-        })
-    }
-
-    fn load(
-        &mut self,
-        job: &LoadJob,
-        run: impl FnOnce(&mut C, Target<'_>) -> Result<JobReport>,
-    ) -> Result<JobReport> {
-        if !self.load_started {
-            return Err(Error::internal(
-                "a job was loaded outside start_load/complete_load",
-            ));
-        }
-        let result = (|| {
-            let dataset = self.target_dataset(&job.table_name)?;
-            let table = self
-                .schema()?
-                .tables
-                .get(&job.table_name)
-                .cloned()
-                .ok_or_else(|| {
-                    Error::schema(format!(
-                        "the schema has no table `{}` to load into",
-                        job.table_name
-                    ))
-                })?;
-            let target = Target {
-                dataset: &dataset,
-                table: &table,
-                job,
-            };
-            run(&mut self.con, target)
-        })();
-        result.map_err(|e| {
-            let e = self.after_error(e);
-            self.rollback();
-            e
-        })
-    }
-
-    fn complete(&mut self, load_id: &str, completion: &LoadCompletion) -> Result<()> {
-        let schema = self.schema()?.clone();
-        let roots = self.plan_roots()?;
-        // every staged merge chain is checked before the first statement that writes the
-        // dataset (without transactions that statement stays)
-        for root in &roots {
-            let chain = jobs::chain(&schema, root);
-            if !chain.is_empty()
-                && self.route(root)? == Route::Staged
-                && schema.write_disposition_of(root) == WriteDisposition::Merge
-            {
-                let staging = self.staging.clone();
-                self.con
-                    .check_merge(&staging, &chain)
-                    .map_err(|e| self.after_error(e))?;
-            }
-        }
-        if self.con.transactions() {
-            return self.apply(&schema, &roots, load_id, completion);
-        }
-        self.apply(&schema, &roots, load_id, completion)
-            .map_err(|e| {
-                // some statements may have stayed: the package must be applied again, not
-                // failed (its data would then be extracted again and appended twice)
-                let hint = format!(
-                    "the package may be partly applied to `{}` ({} has no transactions); it stays pending: fix the cause and run again, every step gives the same result when repeated",
-                    self.dataset,
-                    self.con.name()
-                );
-                let mut e = e;
-                if !e.details.is_object() {
-                    e.details = serde_json::json!({});
-                }
-                e.details[PARTIALLY_APPLIED] = true.into();
-                e.message = format!("{}\nhint: {hint}", e.message);
-                e
-            })
-    }
-
-    /// The follow-up statements of every staged chain, the state row and the `_dlt_loads` row.
-    fn apply(
-        &mut self,
-        schema: &Schema,
-        roots: &[String],
-        load_id: &str,
-        completion: &LoadCompletion,
-    ) -> Result<()> {
-        let suffix: String = format!("{:08x}", rand::random::<u32>());
-        for root in roots {
-            let chain = jobs::chain(schema, root);
-            let route = self.route(root)?;
-            if chain.is_empty() || route == Route::Direct {
-                continue;
-            }
-            let disposition = schema.write_disposition_of(root);
-            let statements = if route == Route::Swapped {
-                let mut out = Vec::new();
-                for t in &chain {
-                    out.extend(
-                        self.con
-                            .dialect()
-                            .swap_in(&self.dataset, &self.staging, &t.name),
-                    );
-                    self.created.insert(t.name.clone());
-                }
-                out
-            } else {
-                let followup = Followup {
-                    dialect: self.con.dialect(),
-                    dataset: &self.dataset,
-                    staging: &self.staging,
-                    temp_suffix: &suffix,
-                    once: (!self.con.transactions()).then_some(load_id),
-                };
-                let boundary = jobs::scd2_boundary(chain[0], completion);
-                followup.statements(&chain, disposition, &boundary)
-            };
-            for s in statements {
-                self.exec(&s)?;
-            }
-        }
-        if self.con.unique_constraints() {
-            for s in self.unique_constraint_statements(schema) {
-                self.exec(&s)?;
-            }
-        }
-        // without transactions an earlier attempt may have stored it already
-        let write_state = match completion.state {
-            Some(_) if !self.con.transactions() => !self.state_stored(load_id)?,
-            Some(_) => true,
-            None => false,
-        };
-        if let Some(state) = completion.state.as_ref().filter(|_| write_state) {
-            let id: [u8; 10] = rand::random();
-            let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
-            let sql = format!(
-                "INSERT INTO {} (version, engine_version, pipeline_name, state, created_at, version_hash, _dlt_load_id, _dlt_id) VALUES (CAST({} AS BIGINT), CAST({} AS BIGINT), {}, {}, CAST({} AS TIMESTAMPTZ), {}, {}, {})",
-                qualified(&self.dataset, "_dlt_pipeline_state"),
-                self.p(1),
-                self.p(2),
-                self.p(3),
-                self.p(4),
-                self.p(5),
-                self.p(6),
-                self.p(7),
-                self.p(8)
-            );
-            let version = state.version.to_string();
-            let engine = state.engine_version.to_string();
-            self.fetch(
-                "cannot store the pipeline state",
-                &sql,
-                &[
-                    Some(&version),
-                    Some(&engine),
-                    Some(&state.pipeline_name),
-                    Some(&state.state),
-                    Some(&state.created_at),
-                    state.version_hash.as_deref(),
-                    Some(load_id),
-                    Some(&id),
-                ],
-            )?;
-        }
-        let sql = format!(
-            "INSERT INTO {} (load_id, schema_name, status, inserted_at, schema_version_hash) VALUES ({}, {}, 0, CAST({} AS TIMESTAMPTZ), {})",
-            qualified(&self.dataset, "_dlt_loads"),
-            self.p(1),
-            self.p(2),
-            self.p(3),
-            self.p(4)
-        );
-        self.fetch(
-            "cannot record the load in _dlt_loads",
-            &sql,
-            &[
-                Some(load_id),
-                Some(&completion.schema_name),
-                Some(&completion.inserted_at),
-                Some(&completion.schema_version_hash),
-            ],
-        )?;
-        self.commit()
-    }
-
-    /// Whether the state row of package `load_id` is stored (a destination without
-    /// transactions applying a package again).
-    fn state_stored(&mut self, load_id: &str) -> Result<bool> {
-        let sql = format!(
-            "SELECT 1 FROM {} WHERE _dlt_load_id = {}",
-            qualified(&self.dataset, "_dlt_pipeline_state"),
-            self.p(1)
-        );
-        Ok(!self
-            .fetch("cannot read _dlt_pipeline_state", &sql, &[Some(load_id)])?
-            .is_empty())
-    }
-
-    /// UNIQUE constraints of the tables this transaction created, added after their data (the
-    /// index is built once instead of row by row).
-    fn unique_constraint_statements(&self, schema: &Schema) -> Vec<String> {
-        let mut out = Vec::new();
-        for name in &self.created {
-            let Some(t) = schema.tables.get(name) else {
-                continue;
-            };
-            for c in jobs::complete_columns(t) {
-                if c.unique == Some(true) {
-                    out.push(format!(
-                        "ALTER TABLE {} ADD UNIQUE ({})",
-                        qualified(&self.dataset, name),
-                        quote(&c.name)
-                    ));
-                }
-            }
-        }
-        out
-    }
 }
 
 impl<C: SqlConnection> Drop for SqlJobClient<C> {
     fn drop(&mut self) {
         self.rollback();
     }
-}
-
-fn text(row: &[Option<String>], i: usize) -> Option<String> {
-    row.get(i).cloned().flatten()
-}
-
-/// A version number of a system table's row.
-fn number<T: std::str::FromStr>(table: &str, column: &str, value: &str) -> Result<T> {
-    value.parse().map_err(|_| {
-        Error::destination(format!(
-            "{table}.{column} holds `{value}`, not a whole number\nhint: the dataset's system tables were changed by hand; restore the row or drop the dataset"
-        ))
-    })
 }
 
 impl<C: SqlConnection> DestinationClient for SqlJobClient<C> {
@@ -825,78 +444,12 @@ impl<C: SqlConnection> DestinationClient for SqlJobClient<C> {
 
     fn get_stored_schema(&mut self, schema_name: &str) -> Result<Option<StoredSchema>> {
         self.apply_pending(None)?;
-        let dataset = self.dataset.clone();
-        if !self
-            .con
-            .table_exists(&dataset, "_dlt_version")
-            .map_err(|e| self.after_error(e))?
-        {
-            return Ok(None);
-        }
-        let sql = format!(
-            "SELECT CAST(version AS TEXT), CAST(engine_version AS TEXT), CAST(inserted_at AS TEXT), schema_name, version_hash, schema FROM {} WHERE schema_name = {} ORDER BY inserted_at DESC, version DESC LIMIT 1",
-            qualified(&dataset, "_dlt_version"),
-            self.p(1)
-        );
-        let rows = self.fetch("cannot read _dlt_version", &sql, &[Some(schema_name)])?;
-        let Some(r) = rows.first() else {
-            return Ok(None);
-        };
-        let text = |i| text(r, i).unwrap_or_default();
-        Ok(Some(StoredSchema {
-            version: number("_dlt_version", "version", &text(0))?,
-            engine_version: number("_dlt_version", "engine_version", &text(1))?,
-            inserted_at: text(2),
-            schema_name: text(3),
-            version_hash: text(4),
-            schema: text(5),
-        }))
+        self.read_stored_schema(schema_name)
     }
 
     fn get_stored_state(&mut self, pipeline_name: &str) -> Result<Option<StoredState>> {
         self.apply_pending(None)?;
-        let dataset = self.dataset.clone();
-        for table in ["_dlt_pipeline_state", "_dlt_loads"] {
-            if !self
-                .con
-                .table_exists(&dataset, table)
-                .map_err(|e| self.after_error(e))?
-            {
-                return Ok(None);
-            }
-        }
-        let sql = format!(
-            "SELECT CAST(s.version AS TEXT), CAST(s.engine_version AS TEXT), s.pipeline_name, s.state, CAST(s.created_at AS TEXT), s.version_hash, s._dlt_load_id FROM {} AS s JOIN {} AS l ON l.load_id = s._dlt_load_id WHERE s.pipeline_name = {} AND l.status = 0 ORDER BY l.load_id DESC LIMIT 1",
-            qualified(&dataset, "_dlt_pipeline_state"),
-            qualified(&dataset, "_dlt_loads"),
-            self.p(1)
-        );
-        let rows = self.fetch(
-            "cannot read the pipeline state",
-            &sql,
-            &[Some(pipeline_name)],
-        )?;
-        let Some(r) = rows.first() else {
-            return Ok(None);
-        };
-        let text = |i| text(r, i);
-        Ok(Some(StoredState {
-            version: number(
-                "_dlt_pipeline_state",
-                "version",
-                &text(0).unwrap_or_default(),
-            )?,
-            engine_version: number(
-                "_dlt_pipeline_state",
-                "engine_version",
-                &text(1).unwrap_or_default(),
-            )?,
-            pipeline_name: text(2).unwrap_or_default(),
-            state: text(3).unwrap_or_default(),
-            created_at: text(4).unwrap_or_default(),
-            version_hash: text(5),
-            load_id: text(6).unwrap_or_default(),
-        }))
+        self.read_stored_state(pipeline_name)
     }
 
     fn update_stored_schema(
@@ -923,52 +476,7 @@ impl<C: SqlConnection> DestinationClient for SqlJobClient<C> {
     }
 
     fn start_load(&mut self, load_id: &str, plan: &LoadPlan) -> Result<()> {
-        self.plan = Some(plan.clone());
-        let result = (|| {
-            let ready = self.pending_schema.is_none()
-                && self.in_transaction
-                && !self.load_started
-                && self.locked.as_deref() == Some(load_id);
-            if !ready {
-                // the transaction that loads the package takes its lock first, then makes
-                // the schema changes (is_load_completed did both already, unless this is a
-                // retry: then they were rolled back with the failed attempt)
-                self.pending_schema = None;
-                self.rollback();
-                self.begin()?;
-                self.lock_load(load_id)?;
-                self.apply_schema(None)?;
-            }
-            self.load_started = true;
-            let schema = self.schema()?.clone();
-            let staging = self.staging.clone();
-            let mut staging_update = SchemaUpdate::default();
-            let mut empty: Vec<String> = Vec::new();
-            for root in self.plan_roots()? {
-                let chain = jobs::chain(&schema, &root);
-                match self.route(&root)? {
-                    route @ (Route::Staged | Route::Swapped) => {
-                        let scratch = route == Route::Staged;
-                        self.sync_tables(&staging, &chain, scratch, &mut staging_update)?;
-                        empty.extend(chain.iter().map(|t| qualified(&staging, &t.name)));
-                    }
-                    Route::Direct => {
-                        if schema.write_disposition_of(&root) == WriteDisposition::Replace {
-                            empty.extend(chain.iter().map(|t| qualified(&self.dataset, &t.name)));
-                        }
-                    }
-                }
-            }
-            for s in self.con.dialect().empty_tables(&empty) {
-                self.exec(&s)?;
-            }
-            Ok(())
-        })();
-        if result.is_err() {
-            self.rollback();
-        }
-        tracing::debug!(target: "sluice::sql", destination = self.con.name(), load_id, "load started");
-        result
+        self.begin_load(load_id, plan)
     }
 
     fn write_table(
@@ -1028,22 +536,7 @@ impl<C: SqlConnection> DestinationClient for SqlJobClient<C> {
             }
             self.lock_load(load_id)?;
         }
-        let dataset = self.dataset.clone();
-        if !self
-            .con
-            .table_exists(&dataset, "_dlt_loads")
-            .map_err(|e| self.after_error(e))?
-        {
-            return Ok(false);
-        }
-        let sql = format!(
-            "SELECT 1 FROM {} WHERE load_id = {}",
-            qualified(&dataset, "_dlt_loads"),
-            self.p(1)
-        );
-        Ok(!self
-            .fetch("cannot read _dlt_loads", &sql, &[Some(load_id)])?
-            .is_empty())
+        self.load_recorded(load_id)
     }
 
     fn drop_tables(&mut self, request: &DropTablesRequest) -> Result<()> {
