@@ -35,6 +35,38 @@ fn passes_the_destination_conformance_suite() {
     assert!(report.passed.iter().any(|c| c == "merge.scd2"), "{report}");
 }
 
+#[test]
+fn passes_the_conformance_suite_with_load_files() {
+    // the engine hands DuckDB parquet files (`load_file`), since its capabilities list parquet
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("files.duckdb");
+    let open = |strategy: ReplaceStrategy| -> Result<Box<dyn Destination>> {
+        let config: DuckDbConfig = serde_json::from_value(json!({
+            "credentials": path.display().to_string(),
+            "replace_strategy": strategy,
+        }))?;
+        Ok(Box::new(DuckDbDestination::new(config)))
+    };
+    let default = open(ReplaceStrategy::default()).expect("destination");
+    let report = DestinationChecks::new()
+        .replace_strategies(&open)
+        .load_files()
+        .run(default.as_ref(), "files")
+        .unwrap_or_else(|e| panic!("{e}"));
+    println!("{report}");
+    assert_eq!(report.rows_written, 3);
+    for check in [
+        "failure.reader_error",
+        "merge.scd2",
+        "replace.nested[insert-from-staging]",
+    ] {
+        assert!(
+            report.passed.iter().any(|c| c == check),
+            "{check}: {report}"
+        );
+    }
+}
+
 /// A deliberately broken wrapper (for this test only): it hides the plan's `root_tables`, so a
 /// replace that produced no rows would keep the old rows. The suite must catch it.
 struct ForgetsEmptyReplaces(DuckDbDestination);

@@ -61,3 +61,31 @@ fn passes_the_destination_conformance_suite() {
         "{report}"
     );
 }
+
+#[test]
+fn passes_the_conformance_suite_with_load_files() {
+    // the engine hands PostgreSQL parquet files (`load_file`), since its capabilities list
+    // parquet: the same suite through the file path
+    let open = |strategy: ReplaceStrategy| -> Result<Box<dyn Destination>> {
+        Ok(Box::new(PostgresDestination::from_json(
+            json!({ "replace_strategy": strategy }),
+            json!({ "credentials": url() }),
+        )?))
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    let dataset = format!("sluice_conf_files_{}_{nanos}", std::process::id());
+    let default = open(ReplaceStrategy::default()).expect("destination");
+    let report = DestinationChecks::new()
+        .replace_strategies(&open)
+        .load_files()
+        .run(default.as_ref(), &dataset)
+        .unwrap_or_else(|e| panic!("{e}"));
+    println!("{report}");
+    assert_eq!(report.rows_written, 3);
+    for check in ["failure.reader_error", "merge.upsert", "replace[staging-optimized]"] {
+        assert!(report.passed.iter().any(|c| c == check), "{check}: {report}");
+    }
+}

@@ -1,6 +1,9 @@
 //! What the destination checks share: building dlt tables and Arrow batches, driving a job
 //! client through a load package as the engine does, and reading rows back.
 
+use std::cell::Cell;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arrow_array::{
@@ -17,6 +20,76 @@ use crate::destination::{
 };
 use crate::schema::{self, Column, DataType, MergeStrategy, Schema, Table, WriteDisposition};
 use crate::{CancelFlag, Error, Result};
+
+thread_local! {
+    /// Whether the running suite hands jobs to `load_file` as parquet files.
+    static LOAD_FILES: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Hands jobs to `load_file` while it lives (the suite's `load_files` option).
+pub struct LoadFiles(bool);
+
+impl LoadFiles {
+    pub fn set(on: bool) -> Self {
+        Self(LOAD_FILES.with(|f| f.replace(on)))
+    }
+}
+
+impl Drop for LoadFiles {
+    fn drop(&mut self) {
+        LOAD_FILES.with(|f| f.set(self.0));
+    }
+}
+
+/// A job's batches as a parquet file in a folder of its own, removed when dropped; a job the
+/// suite cuts after `fail_after` batches is written to there and then truncated.
+struct JobFile(PathBuf);
+
+impl JobFile {
+    fn write(spec: &Job, schema: Arc<ArrowSchema>) -> Result<Self> {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "sluice-conformance-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| fail(format!("cannot create `{}`: {e}", dir.display())))?;
+        let file = JobFile(dir);
+        let path = file.path();
+        let out = std::fs::File::create(&path)
+            .map_err(|e| fail(format!("cannot create `{}`: {e}", path.display())))?;
+        let parquet_err = |e: parquet::errors::ParquetError| fail(format!("parquet: {e}"));
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(out, schema, None).map_err(parquet_err)?;
+        for (i, b) in spec.batches.iter().enumerate() {
+            if spec.fail_after == Some(i) {
+                break;
+            }
+            writer.write(b).map_err(parquet_err)?;
+        }
+        writer.close().map_err(parquet_err)?;
+        if spec.fail_after.is_some() {
+            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_len(len / 2))
+                .map_err(|e| fail(format!("cannot cut `{}`: {e}", path.display())))?;
+        }
+        Ok(file)
+    }
+
+    fn path(&self) -> PathBuf {
+        self.0.join("job.parquet")
+    }
+}
+
+impl Drop for JobFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 /// The pipeline name every check writes as.
 pub const PIPELINE: &str = "conformance";
@@ -536,6 +609,20 @@ pub fn start_and_write(
             .first()
             .map(|b| b.schema())
             .unwrap_or_else(|| Arc::new(ArrowSchema::empty()));
+        if LOAD_FILES.with(Cell::get) {
+            let file = JobFile::write(spec, arrow_schema)?;
+            let job = LoadJob {
+                file_format: "parquet".into(),
+                ..job.clone()
+            };
+            let report = step(
+                &format!("load_file of job `{}`", job.job_id),
+                id,
+                client.load_file(id, &job, &file.path(), &cancel),
+            )?;
+            rows += report.rows;
+            continue;
+        }
         let mut items: Vec<std::result::Result<RecordBatch, ArrowError>> = Vec::new();
         for (i, b) in spec.batches.iter().enumerate() {
             if spec.fail_after == Some(i) {

@@ -12,7 +12,8 @@
 //!   compares the rows exactly. The expected rows are dlt's (write dispositions and merge
 //!   strategies as dlt 1.31 loads them), plus sluice's own guarantee that a failed package
 //!   leaves nothing behind. Checks the capabilities do not declare are skipped and listed as
-//!   such in the [`DestinationReport`].
+//!   such in the [`DestinationReport`]. With [`DestinationChecks::load_files`] every job is a
+//!   parquet file handed to `load_file` instead.
 //!
 //! ```ignore
 //! let report = sluice_sdk::testing::check_source(&my_source, &Default::default())?;
@@ -66,6 +67,7 @@ pub type ReplaceStrategyOpener<'a> = &'a dyn Fn(ReplaceStrategy) -> Result<Box<d
 pub struct DestinationChecks<'a> {
     replace_strategies: Option<ReplaceStrategyOpener<'a>>,
     only: Option<&'a str>,
+    load_files: bool,
 }
 
 impl std::fmt::Debug for DestinationChecks<'_> {
@@ -238,6 +240,14 @@ impl<'a> DestinationChecks<'a> {
         self
     }
 
+    /// Hands every job to `load_file` as a parquet file (what the engine does when the
+    /// capabilities list `parquet`) instead of streaming it to `write_table`; a job stream the
+    /// suite cuts becomes a truncated file.
+    pub fn load_files(mut self) -> Self {
+        self.load_files = true;
+        self
+    }
+
     /// Runs only the checks whose name starts with `prefix` (e.g. `merge.upsert`).
     pub fn only(mut self, prefix: &'a str) -> Self {
         self.only = Some(prefix);
@@ -254,15 +264,22 @@ impl<'a> DestinationChecks<'a> {
                 "capabilities must name identifier limits and file formats",
             ));
         }
+        let format = if self.load_files { "parquet" } else { "arrow" };
         if !caps
             .supported_loader_file_formats
             .iter()
-            .any(|f| f == "arrow")
+            .any(|f| f == format)
         {
-            return Err(fail(
-                "the suite writes Arrow streams (`write_table`): the capabilities must list the `arrow` format",
-            ));
+            return Err(fail(format!(
+                "the suite writes {}: the capabilities must list the `{format}` format",
+                if self.load_files {
+                    "parquet files (`load_file`)"
+                } else {
+                    "Arrow streams (`write_table`)"
+                }
+            )));
         }
+        let _files = kit::LoadFiles::set(self.load_files);
         let mut report = DestinationReport::default();
         let mut failures: Vec<String> = Vec::new();
         let mut n = 0usize;
