@@ -390,6 +390,48 @@ mod tests {
     }
 
     #[test]
+    fn a_load_file_whose_path_has_glob_characters_is_read_as_it_is() {
+        // read_parquet takes a glob; DuckDB reads a path that exists as it is, so a pipelines
+        // folder named like `runs[1]` works (pinned here: an upgrade that changes it fails)
+        let dir = tempfile::tempdir().expect("tmp");
+        let jobs = dir.path().join("runs[1]*?{a,b}");
+        std::fs::create_dir_all(&jobs).expect("mkdir");
+        let file = jobs.join("items.parquet");
+        let con = Connection::open_in_memory().expect("duckdb");
+        con.execute_batch(&format!(
+            "COPY (SELECT 7 AS id) TO {} (FORMAT parquet)",
+            literal(&file.display().to_string())
+        ))
+        .expect("write parquet");
+        let config = DuckDbConfig {
+            credentials: Some(dir.path().join("glob.duckdb").display().to_string()),
+            ..Default::default()
+        };
+        let mut con = DuckDbConnection::open(&config, &request(), &["ds"]).expect("open");
+        con.execute("CREATE SCHEMA ds; CREATE TABLE ds.items (id BIGINT)")
+            .expect("table");
+        let table = sluice_sdk::schema::Table {
+            name: "items".into(),
+            ..Default::default()
+        };
+        let job = sluice_sdk::destination::LoadJob::default();
+        let target = Target {
+            dataset: "ds",
+            table: &table,
+            job: &job,
+        };
+        let report = con
+            .load_file(target, &file, &sluice_sdk::CancelFlag::new().token())
+            .expect("load the file");
+        assert_eq!(report.rows, 1);
+        let id: i64 = con
+            .con
+            .query_row("SELECT id FROM ds.items", [], |r| r.get(0))
+            .expect("row");
+        assert_eq!(id, 7);
+    }
+
+    #[test]
     fn a_load_runs_with_a_192mb_buffer_pool_unless_configured() {
         let dir = tempfile::tempdir().expect("tmp");
         let request = request();

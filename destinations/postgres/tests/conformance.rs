@@ -85,7 +85,14 @@ fn passes_the_conformance_suite_with_load_files() {
         .unwrap_or_else(|e| panic!("{e}"));
     println!("{report}");
     assert_eq!(report.rows_written, 3);
-    for check in ["failure.reader_error", "merge.upsert", "replace[staging-optimized]"] {
-        assert!(report.passed.iter().any(|c| c == check), "{check}: {report}");
+    for check in [
+        "failure.reader_error",
+        "merge.upsert",
+        "replace[staging-optimized]",
+    ] {
+        assert!(
+            report.passed.iter().any(|c| c == check),
+            "{check}: {report}"
+        );
     }
 }
