@@ -238,17 +238,16 @@ impl SqlDatabaseSecrets {
 mod tests {
 
     use serde_json::json;
-    use sluice_sdk::manifest::Manifest;
     use sluice_sdk::testing::SECRET_CANARY;
 
     use super::*;
 
     #[test]
     fn config_keys_agree_with_the_manifest() {
-        let manifest =
-            Manifest::from_toml(include_str!("../sluice-plugin.toml")).expect("manifest");
-        sluice_sdk::testing::assert_config_keys::<SqlDatabaseConfig>(&manifest.config, "config");
-        sluice_sdk::testing::assert_config_keys::<SqlDatabaseSecrets>(&manifest.secrets, "secrets");
+        let manifest = sluice_sdk::testing::assert_manifest_keys::<
+            SqlDatabaseConfig,
+            SqlDatabaseSecrets,
+        >(include_str!("../sluice-plugin.toml"));
         // every secret key is a `Secret`: set, none of them prints; nor do the credentials
         // resolved from it, in Debug, in the redacted connection string, or in an error
         let url = format!("postgresql://loader:{SECRET_CANARY}@db:5432/dlt_data");

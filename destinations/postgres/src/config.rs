@@ -255,16 +255,14 @@ impl PostgresConfig {
 mod tests {
 
     use serde_json::json;
-    use sluice_sdk::manifest::Manifest;
 
     use super::*;
 
     #[test]
     fn config_keys_agree_with_the_manifest() {
-        let manifest =
-            Manifest::from_toml(include_str!("../sluice-plugin.toml")).expect("manifest");
-        sluice_sdk::testing::assert_config_keys::<Keys>(&manifest.config, "config");
-        sluice_sdk::testing::assert_config_keys::<SecretKeys>(&manifest.secrets, "secrets");
+        let manifest = sluice_sdk::testing::assert_manifest_keys::<Keys, SecretKeys>(include_str!(
+            "../sluice-plugin.toml"
+        ));
         // every secret key is a `Secret`: set, none of them prints
         let secrets = sluice_sdk::testing::assert_secrets_hidden(
             &manifest.secrets,

@@ -8,6 +8,24 @@ use serde_json::{Map, Value};
 
 use crate::manifest::ConfigKey;
 
+/// Reads a plugin's manifest (`sluice-plugin.toml` text) and checks that its `[[config]]`
+/// entries agree with `C` and its `[[secrets]]` entries with `S` ([`assert_config_keys`]);
+/// returns the manifest for further checks ([`assert_secrets_hidden`]).
+///
+/// # Panics
+/// When the manifest does not parse or either section disagrees.
+pub fn assert_manifest_keys<C, S>(manifest_toml: &str) -> crate::manifest::Manifest
+where
+    C: DeserializeOwned + Serialize,
+    S: DeserializeOwned + Serialize,
+{
+    let manifest = crate::manifest::Manifest::from_toml(manifest_toml)
+        .unwrap_or_else(|e| panic!("sluice-plugin.toml: {e}"));
+    assert_config_keys::<C>(&manifest.config, "config");
+    assert_config_keys::<S>(&manifest.secrets, "secrets");
+    manifest
+}
+
 /// Asserts that the config struct `T` and the manifest's `keys` (its `[[config]]` or
 /// `[[secrets]]` entries, named by `section` in messages) agree: `T` is read from the required
 /// keys' examples (the other keys left out), written back, and must have exactly the manifest's

@@ -49,7 +49,7 @@ use crate::schema::WriteDisposition;
 use crate::schema::{self, Column, DataType, MergeStrategy, ReplaceStrategy, Schema, Table};
 use crate::{Error, Result};
 
-pub use config::{assert_config_keys, assert_secrets_hidden, SECRET_CANARY};
+pub use config::{assert_config_keys, assert_manifest_keys, assert_secrets_hidden, SECRET_CANARY};
 pub use source::{check_source, SourceChecks, SourceReport};
 
 use kit::Ctx;
